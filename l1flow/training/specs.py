@@ -175,7 +175,7 @@ class CicadaSpec(_NeuralSpecBase):
         default_factory=lambda: [DenseLayerSpec(units=16)], min_length=1
     )
     student_output: QuantizerSpec = QuantizerSpec(bits=16, integer=6)
-    input_quantizer: QuantizerSpec = QuantizerSpec(bits=12, integer=10)
+    input_quantizer: QuantizerSpec = QuantizerSpec(bits=14, integer=6)
 
 
 class _BDTSpecBase(_ModelSpecBase):
