@@ -120,14 +120,14 @@ def _run_tool(command: list[str], cwd: Path, what: str, log: Path) -> None:
         )
 
 
-def analyse_bdt_library(project: ConiferVHDLProject, ghdl: str) -> Path:
-    """Analyse the project's VHDL into library BDT under a fresh ``ghdl_work/``."""
-    workdir = project.folder / GHDL_WORKDIR
+def analyse_bdt_library(project: ConiferVHDLProject, ghdl: str, workdir_name: str) -> Path:
+    """Analyse the project's VHDL into library BDT under a fresh ``workdir_name/``."""
+    workdir = project.folder / workdir_name
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir()
     for source in project.sources:
         _run_tool(
-            [ghdl, "-a", GHDL_STD, f"--workdir={GHDL_WORKDIR}", "--work=BDT", str(source)],
+            [ghdl, "-a", GHDL_STD, f"--workdir={workdir_name}", "--work=BDT", str(source)],
             project.folder,
             f"GHDL analysis of {source.name}",
             workdir / "analyse.log",
@@ -161,7 +161,7 @@ class GHDLSource(HardwareSource):
         ghdl = require_executable("ghdl", "simulating the conifer VHDL BDT", "Install Debian's 'ghdl' package.")
         if not self.testbench_path.exists():
             self.write()
-        workdir = analyse_bdt_library(self.project, ghdl)
+        workdir = analyse_bdt_library(self.project, ghdl, GHDL_WORKDIR)
         for command, what in (
             ([ghdl, "-a", GHDL_STD, f"--workdir={GHDL_WORKDIR}", "--work=l1flow", str(self.testbench_path)],
              "GHDL analysis of the l1flow test bench"),
