@@ -179,18 +179,17 @@ def to_hardware(objects: np.ndarray) -> np.ndarray:
     (eta saturating, phi wrapped); padded objects become all-zero words.
     """
     arr = check_objects(objects)
-    words = np.empty(arr.shape, dtype=np.int64)
-    pt = np.rint(arr[:, :, PT] / PT_LSB)
-    np.minimum(pt, PT_WORD_MAX_PER_SLOT, out=pt)
-    words[:, :, PT] = pt
-    eta = np.rint(arr[:, :, ETA] / ETA_LSB)
+    pt = np.rint(arr[:, :, PT] * np.float32(1.0 / PT_LSB))
+    np.minimum(pt, PT_WORD_MAX_PER_SLOT.astype(np.float32), out=pt)
+    present = pt > 0
+    eta = np.rint(arr[:, :, ETA] * np.float32(1.0 / ETA_LSB))
     np.clip(eta, ETA_WORD_MIN, ETA_WORD_MAX, out=eta)
-    words[:, :, ETA] = eta
-    phi = np.rint(arr[:, :, PHI] / PHI_LSB).astype(np.int64)
-    words[:, :, PHI] = np.mod(phi - PHI_WORD_MIN, PHI_WORDS) + PHI_WORD_MIN
-    padded = words[:, :, PT] == 0
-    words[:, :, ETA][padded] = 0
-    words[:, :, PHI][padded] = 0
+    phi = np.rint(arr[:, :, PHI].astype(np.float64) * (1.0 / PHI_LSB))
+    phi -= PHI_WORDS * np.floor((phi - PHI_WORD_MIN) * (1.0 / PHI_WORDS))  # wrap to [-72, 71]
+    words = np.empty(arr.shape, dtype=np.int64)
+    words[:, :, PT] = pt
+    words[:, :, ETA] = eta * present
+    words[:, :, PHI] = phi * present
     return words
 
 
@@ -235,8 +234,10 @@ def region_of(eta: np.ndarray, phi: np.ndarray) -> np.ndarray:
 
 def region_et_to_hardware(et: np.ndarray) -> np.ndarray:
     """Region ET in GeV -> 10-bit words (uint16), rounded, saturating at 1023."""
-    words = np.rint(np.asarray(et, dtype=np.float64) / REGION_ET_LSB)
-    return np.clip(words, 0, REGION_ET_MAX).astype(np.uint16)
+    words = np.multiply(et, 1.0 / REGION_ET_LSB, dtype=np.float64)
+    np.clip(words, 0, REGION_ET_MAX, out=words)
+    np.rint(words, out=words)
+    return words.astype(np.uint16)
 
 
 def sort_and_pad(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, keep: int) -> np.ndarray:
