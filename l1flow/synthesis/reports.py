@@ -348,13 +348,16 @@ def parse_vivado_synth_rpt(path: Path) -> SynthesisReport:
             if value is not None:
                 target[name] = value * scale
     primitives = _primitives_table(text)
+    if "carry" not in used and primitives:
+        # 7-series reports list CARRY4 only among the primitives
+        used["carry"] = float(sum(primitives.get(name, 0) for name in ("CARRY4", "CARRY8")))
     device = re.search(r"^\|\s*Device\s*:\s*(\S+)", text, re.MULTILINE)
     version = re.search(r"Tool Version\s*:\s*Vivado v\.(\S+)", text)
     resources = Resources(**used)
     return SynthesisReport(
         tool="vivado",
         tool_version=version.group(1) if version else None,
-        part=device.group(1) if device else None,
+        part=_with_xc(device.group(1)) if device else None,
         resources=resources,
         resource_stage="vsynth",
         available=Resources(**total),
@@ -362,6 +365,11 @@ def parse_vivado_synth_rpt(path: Path) -> SynthesisReport:
         primitives=primitives,
         sources=[str(path)],
     )
+
+
+def _with_xc(device: str) -> str:
+    # older Vivado prints 7-series devices without the "xc" prefix (7vx690tffg1927-2)
+    return device if device.lower().startswith("xc") else "xc" + device
 
 
 def _primitives_table(text: str) -> dict[str, int]:

@@ -82,7 +82,7 @@ def _tcl_settings(path: Path) -> dict[str, str]:
     return settings
 
 
-def _check_project_settings(job: SynthesisJob, path: Path) -> None:
+def check_project_settings(job: SynthesisJob, path: Path) -> None:
     """The generator fixed part and clock in the project; the job must agree."""
     settings = _tcl_settings(path)
     part = settings.get("part")
@@ -144,7 +144,7 @@ class VendorRunner(SynthesisRunner):
     def _run_hls(self, job: SynthesisJob, project_dir: Path, log_dir: Path, deadline: float) -> None:
         steps = set(job.steps)
         if job.project_kind == "hls4ml":
-            _check_project_settings(job, project_dir / "project.tcl")
+            check_project_settings(job, project_dir / "project.tcl")
             script = "build_prj.tcl"
             options = {
                 "reset": True,
@@ -157,7 +157,7 @@ class VendorRunner(SynthesisRunner):
                 "fifo_opt": False,
             }
         else:
-            _check_project_settings(job, project_dir / "hls_parameters.tcl")
+            check_project_settings(job, project_dir / "hls_parameters.tcl")
             script = "build_hls.tcl"
             options = {
                 "reset": True,
