@@ -1,0 +1,5 @@
+import sys
+
+from l1flow.service.cli import main
+
+sys.exit(main())

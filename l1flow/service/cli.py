@@ -1,0 +1,270 @@
+"""`l1flow serve`, `l1flow worker --pool NAME`, `l1flow synth submit | status | fetch`.
+
+Prefect is imported only inside the commands, from :mod:`flows` (the library
+stays free of it); every command that talks to a server needs PREFECT_API_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from l1flow.service.synthesis import (
+    DEFAULT_MEMORY_SLOTS_GB,
+    SYNTHESIS_POOLS,
+    check_pool_tools,
+    default_store_url,
+    describe_pools,
+)
+from l1flow.toolchain import ToolMissingError
+
+
+class ServiceError(RuntimeError):
+    """A service command cannot run as asked (no server, bad job file...)."""
+
+
+def require_server() -> str:
+    """The Prefect API URL, or an error saying how to get one."""
+    from flows.prefect_settings import api_url
+
+    url = api_url()
+    if not url:
+        raise ServiceError(
+            "no Prefect server configured: set PREFECT_API_URL, e.g. "
+            "`export PREFECT_API_URL=http://127.0.0.1:4200/api` after `prefect server start` "
+            "(see docs/scaling.md); `l1flow run` needs no server"
+        )
+    return url
+
+
+def _print(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data, sort_keys=True) if getattr(args, "json", False) else text)
+
+
+# ---------------------------------------------------------------- serve
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    require_server()
+    from flows.deployments import control_deployments, register_synthesis, serve_control_flows
+
+    registration = register_synthesis(source=args.source, memory_slots_gb=args.memory_gb)
+    print(f"synthesis deployments: {', '.join(registration.deployments)}")
+    if registration.created_pools:
+        print(f"created work pools: {', '.join(registration.created_pools)}")
+    if registration.created_limit:
+        print(f"created the concurrency limit fpga-synthesis-memory ({args.memory_gb} GB of slots)")
+    deployments = control_deployments(
+        config_path=str(Path(args.config).resolve()),
+        conditions_db=str(Path(args.conditions_db).resolve()),
+        conditions_tag=args.tag,
+        watch_cron=args.cron,
+        watch_interval_s=args.watch_interval,
+        retrain_entrypoint=args.retrain_entrypoint,
+        source=args.source,
+        watch_parameters={"store_url": args.store} if args.store else None,
+    )
+    print("serving watch_conditions/watch and retrain; stop with Ctrl-C")
+    serve_control_flows(deployments)
+    return 0
+
+
+# ---------------------------------------------------------------- worker
+
+
+def worker_command(pool: str, name: str | None, limit: int | None) -> list[str]:
+    """The `prefect worker start` command line for a process worker of ``pool``."""
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
+    if name:
+        command += ["--name", name]
+    if limit is not None:
+        command += ["--limit", str(limit)]
+    return command
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    try:
+        pool = check_pool_tools(args.pool)
+    except ToolMissingError as exc:
+        raise ServiceError(f"refusing to start a worker for pool '{args.pool}': {exc}") from exc
+    require_server()
+    command = worker_command(pool.name, args.name, args.limit)
+    # runs send heartbeats so a lost worker is noticed (Prefect's minimum period is 30 s)
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
+    print(f"starting a process worker for pool {pool.name} (tools: {', '.join(pool.tools)})", flush=True)
+    os.execv(command[0], command)
+    return 0  # not reached: exec replaced this process
+
+
+# ---------------------------------------------------------------- synth
+
+
+def _load_job(args: argparse.Namespace) -> Any:
+    from l1flow.synthesis.job import SynthesisJob
+
+    path = Path(args.job)
+    if not path.is_file():
+        raise ServiceError(f"job file {path} does not exist; write one with `SynthesisJob.to_yaml()`")
+    job = SynthesisJob.load(path)
+    project = Path(args.project) if args.project else job.project_dir
+    if not project.is_absolute():
+        # a relative project folder is relative to the job file, as a user reading it expects
+        project = (path.parent / project).resolve()
+    return job.model_copy(update={"project_dir": project})
+
+
+def _cmd_synth_submit(args: argparse.Namespace) -> int:
+    require_server()
+    from flows.synthesis_client import submit, wait
+
+    from l1flow.artifacts import ArtifactStore
+
+    job = _load_job(args)
+    store = ArtifactStore(args.store)
+    submission = submit(job, store)
+    if submission.cached:
+        assert submission.outcome is not None
+        _print(
+            args,
+            {"job_hash": submission.job_hash, "cached": True, "result": submission.outcome.result_digest,
+             "report": submission.outcome.report},
+            f"job {submission.job_hash}: already synthesized (cached); "
+            f"`l1flow synth fetch {submission.job_hash} --dest DIR` gets the reports",
+        )
+        return 0
+    data: dict[str, Any] = {
+        "job_hash": submission.job_hash,
+        "cached": False,
+        "flow_run_id": submission.flow_run_id,
+        "deployment": submission.deployment,
+    }
+    if args.wait is None:
+        _print(args, data, f"job {submission.job_hash}: queued as flow run {submission.flow_run_id} "
+               f"on {submission.deployment}")
+        return 0
+    assert submission.flow_run_id is not None
+    final = wait(submission.flow_run_id, timeout_s=args.wait)
+    data.update({"state": final.state, "state_type": final.state_type, "message": final.message})
+    _print(args, data, f"job {submission.job_hash}: flow run {final.flow_run_id} is {final.state}")
+    return 0 if final.state_type == "COMPLETED" else 1
+
+
+def _cmd_synth_status(args: argparse.Namespace) -> int:
+    require_server()
+    from flows.synthesis_client import status, wait
+
+    current = wait(args.flow_run_id, timeout_s=args.wait) if args.wait else status(args.flow_run_id)
+    data = {
+        "flow_run_id": current.flow_run_id,
+        "job_hash": current.job_hash,
+        "state": current.state,
+        "state_type": current.state_type,
+        "message": current.message,
+        "run_count": current.run_count,
+    }
+    text = f"flow run {current.flow_run_id} (job {current.job_hash}): {current.state}"
+    if current.message:
+        text += f" - {current.message}"
+    _print(args, data, text)
+    return 0 if current.state_type not in ("FAILED", "CRASHED", "CANCELLED") else 1
+
+
+def _cmd_synth_fetch(args: argparse.Namespace) -> int:
+    from l1flow.artifacts import ArtifactStore
+    from l1flow.service.synthesis import fetch_result
+
+    folder = fetch_result(ArtifactStore(args.store), args.job_hash, Path(args.dest))
+    report = json.loads((folder / "report.json").read_text())
+    _print(
+        args,
+        {"job_hash": args.job_hash, "folder": str(folder), "report": report},
+        f"job {args.job_hash}: result in {folder} (report.json, logs/, project/)",
+    )
+    return 0
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `serve`, `worker` and `synth` to the `l1flow` command."""
+    serve = subparsers.add_parser(
+        "serve",
+        help="register deployments, pools, limits and automations on the Prefect server, then serve "
+        "the conditions watch and retraining",
+    )
+    serve.add_argument("config", type=Path, help="pipeline YAML the retraining runs, e.g. configs/default.yaml")
+    serve.add_argument("--conditions-db", type=Path, required=True, help="the SQLite conditions store to watch")
+    serve.add_argument("--tag", required=True, help="conditions tag to watch, e.g. L1Conditions_v1")
+    serve.add_argument("--cron", default="*/15 * * * *", help="when to look at the conditions (cron, UTC)")
+    serve.add_argument(
+        "--watch-interval", type=float, default=None, metavar="SECONDS",
+        help="look every SECONDS instead of on the cron schedule",
+    )
+    serve.add_argument(
+        "--memory-gb", type=int, default=DEFAULT_MEMORY_SLOTS_GB,
+        help="slots of the fpga-synthesis-memory limit if it must be created (GB summed over running jobs)",
+    )
+    serve.add_argument(
+        "--source", default=str(Path(__file__).resolve().parents[2]),
+        help="where workers find the flow code: this repository's path on every host, or a git URL",
+    )
+    serve.add_argument("--store", default=None, help="artifact store URL (default $L1FLOW_ARTIFACT_STORE)")
+    serve.add_argument(
+        "--retrain-entrypoint", default="flows/pipeline.py:l1flow_pipeline",
+        help="flow the retrain deployment runs (path:function inside --source)",
+    )
+    serve.set_defaults(func=_cmd_serve)
+
+    worker = subparsers.add_parser(
+        "worker",
+        help="start a Prefect process worker for a synthesis pool (refuses if this machine lacks the pool's tools)",
+    )
+    worker.add_argument("--pool", required=True, choices=sorted(SYNTHESIS_POOLS), help=describe_pools())
+    worker.add_argument("--name", default=None, help="worker name shown in Prefect (default: generated)")
+    worker.add_argument("--limit", type=int, default=None, help="most flow runs this worker runs at once")
+    worker.set_defaults(func=_cmd_worker)
+
+    synth = subparsers.add_parser("synth", help="submit synthesis jobs to the pools, follow them, fetch reports")
+    synth_sub = synth.add_subparsers(dest="synth_command", required=True, metavar="ACTION")
+
+    submit = synth_sub.add_parser("submit", help="queue a synthesis job (or return its cached result)")
+    submit.add_argument("job", help="synthesis job file (.yaml or .json, as SynthesisJob.to_yaml writes)")
+    submit.add_argument("--project", default=None, help="firmware project folder (overrides the job's project_dir)")
+    submit.add_argument("--store", default=default_store_url(), help="artifact store URL shared with the workers")
+    submit.add_argument("--wait", type=float, default=None, metavar="SECONDS", help="wait up to SECONDS for it")
+    submit.add_argument("--json", action="store_true", help="print one JSON line")
+    submit.set_defaults(func=_cmd_synth_submit)
+
+    status = synth_sub.add_parser("status", help="state of a submitted synthesis run")
+    status.add_argument("flow_run_id")
+    status.add_argument("--wait", type=float, default=None, metavar="SECONDS", help="wait up to SECONDS for it to end")
+    status.add_argument("--json", action="store_true", help="print one JSON line")
+    status.set_defaults(func=_cmd_synth_status)
+
+    fetch = synth_sub.add_parser("fetch", help="download a finished job's reports, logs and outputs")
+    fetch.add_argument("job_hash")
+    fetch.add_argument("--dest", required=True, help="new folder to unpack the result into")
+    fetch.add_argument("--store", default=default_store_url(), help="artifact store URL shared with the workers")
+    fetch.add_argument("--json", action="store_true", help="print one JSON line")
+    fetch.set_defaults(func=_cmd_synth_fetch)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m l1flow.service`: only these commands (e.g. on a synthesis host)."""
+    parser = argparse.ArgumentParser(prog="python -m l1flow.service")
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure is reported to the user in one line
+        if os.environ.get("L1FLOW_DEBUG"):
+            raise
+        print(f"l1flow: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,219 @@
+"""A real Prefect server and real process workers for the orchestration tests.
+
+One server per test session (it takes about 14 s to start): ``prefect server
+start`` on a free 127.0.0.1 port, with a temporary PREFECT_HOME and SQLite
+database, telemetry off and the scheduler / trigger loops shortened so the
+tests do not wait a minute for a scheduled run. Workers are ``l1flow worker``
+subprocesses, each in its own session so a test can SIGKILL one with its flow
+runs and tools.
+
+Import the fixtures in a test module with
+``from tests.prefect_fixtures import prefect_server, worker_factory  # noqa: F401``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
+    """Environment for a server, worker or client process of the test session."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            "PREFECT_LOGGING_LEVEL": "INFO",
+            # scheduled runs are created within seconds of `serve`, not a minute later
+            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+            # workers and runners poll every 2 s instead of 10-15 s
+            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+            # the smallest heartbeat Prefect allows; the zombie automation waits for 2 missed ones
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+        }
+    )
+    if api_url is not None:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+@dataclass
+class PrefectServer:
+    api_url: str
+    home: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = prefect_env(self.home, self.api_url)
+        env.update(extra)
+        return env
+
+
+def _wait_healthy(api_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"prefect server not healthy after {timeout} s:\n{log_path.read_text()[-3000:]}")
+
+
+def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Stop a process started in its own session, with everything it started."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    log_path = home / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [PYTHON, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=prefect_env(home),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=home,
+            start_new_session=True,
+        )
+    try:
+        _wait_healthy(api_url, process, log_path, timeout=90)
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        # client calls made by the test process itself go to this server
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            yield PrefectServer(api_url=api_url, home=home, process=process, log_path=log_path)
+    finally:
+        _stop(process)
+
+
+@dataclass
+class Worker:
+    pool: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    children: list[int] = field(default_factory=list)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def descendants(self) -> list[int]:
+        """Every live process started by the worker, including flow runs in their own session."""
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+        found: list[int] = []
+        frontier = [self.process.pid]
+        while frontier:
+            pid = frontier.pop()
+            kids = [child for child, parent in parents.items() if parent == pid]
+            found.extend(kids)
+            frontier.extend(kids)
+        return found
+
+    def kill_hard(self) -> None:
+        """SIGKILL the worker and every process under it, as a lost machine would."""
+        victims = self.descendants()
+        for pid in [self.process.pid, *victims]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for pid in self.descendants():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        _stop(self.process)
+
+
+def l1flow_command(*args: str) -> list[str]:
+    """The `l1flow` service commands, run from this checkout's interpreter."""
+    return [PYTHON, "-m", "l1flow.service", *args]
+
+
+@pytest.fixture
+def worker_factory(prefect_server: PrefectServer, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Start `l1flow worker --pool NAME` subprocesses; all are stopped after the test."""
+    workers: list[Worker] = []
+
+    def start(pool: str, extra_env: dict[str, str] | None = None, name: str = "w") -> Worker:
+        log_path = tmp_path / f"worker-{pool}-{name}-{len(workers)}.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                l1flow_command("worker", "--pool", pool, "--name", f"{pool}-{name}-{len(workers)}"),
+                env=prefect_server.env(**(extra_env or {})),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=tmp_path,
+                start_new_session=True,
+            )
+        worker = Worker(pool=pool, process=process, log_path=log_path)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 1.0) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

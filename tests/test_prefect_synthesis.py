@@ -1,0 +1,155 @@
+"""Synthesis on a work pool, against a real Prefect server and real process workers.
+
+- submit -> a worker of `fpga-synthesis-open` runs yosys on a tiny RTL design -> reports fetched;
+- a second identical submit returns the cached result without running yosys again
+  (counted by a yosys wrapper on the worker's PATH);
+- SIGKILL of the worker mid-job -> the run is requeued, completes on a new worker,
+  and nothing was published as done in between.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from prefect_fixtures import (  # noqa: F401 - fixtures
+    REPO_ROOT,
+    PrefectServer,
+    l1flow_command,
+    prefect_server,
+    wait_for,
+    worker_factory,
+)
+
+from l1flow.artifacts import ArtifactStore
+from l1flow.service.synthesis import MEMORY_LIMIT_NAME, result_ref
+from l1flow.synthesis.job import SynthesisJob
+
+pytestmark = pytest.mark.slow
+
+OPEN_POOL = "fpga-synthesis-open"
+
+
+def _counting_yosys(bin_dir: Path, count_file: Path, delay_s: float = 0.0) -> dict[str, str]:
+    """A `yosys` first on PATH that records each call, then runs the real one."""
+    from l1flow.toolchain import yosys_command
+
+    real = yosys_command()[0]
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    wrapper = bin_dir / "yosys"
+    wrapper.write_text(f'#!/bin/sh\necho call >> "{count_file}"\nsleep {delay_s}\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _calls(count_file: Path) -> int:
+    return len(count_file.read_text().splitlines()) if count_file.exists() else 0
+
+
+def _tiny_rtl_job(folder: Path, width: int) -> Path:
+    """An adder-accumulator of ``width`` bits and its job file; returns the job file."""
+    project = folder / "project"
+    (project / "rtl").mkdir(parents=True)
+    (project / "rtl" / "acc.v").write_text(
+        f"""module acc(input clk, input [{width - 1}:0] a, input [{width - 1}:0] b, output reg [{width}:0] y);
+  always @(posedge clk) y <= a + b;
+endmodule
+"""
+    )
+    job = SynthesisJob(
+        project_dir=project,
+        project_kind="rtl",
+        tool="yosys",
+        steps=("synth",),
+        part="xcvu9p-flgb2104-2L-e",
+        clock_period_ns=5.0,
+        top="acc",
+        rtl_files=(Path("rtl/acc.v"),),
+        latency_cycles=1,
+        memory_gb=1,
+        timeout_s=300,
+    )
+    job_file = folder / "job.yaml"
+    data = job.to_dict()
+    data["project_dir"] = "project"  # relative to the job file
+    job_file.write_text(json.dumps(data))
+    return job_file
+
+
+def _cli(server: PrefectServer, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        l1flow_command(*args), env=server.env(), capture_output=True, text=True, timeout=240, cwd=REPO_ROOT
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def registered(prefect_server: PrefectServer) -> PrefectServer:  # noqa: F811
+    from flows.deployments import register_synthesis
+
+    registration = register_synthesis(source=REPO_ROOT, memory_slots_gb=8, lost_after=timedelta(seconds=45))
+    assert f"synthesize/{OPEN_POOL}" in registration.deployments
+    return prefect_server
+
+
+def test_memory_limit_is_created_and_strict(registered: PrefectServer) -> None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(MEMORY_LIMIT_NAME)
+        assert limit.limit == 8
+        pools = {pool.name: pool.type for pool in client.read_work_pools()}
+    assert pools["fpga-synthesis"] == "process"
+    assert pools[OPEN_POOL] == "process"
+
+
+def test_vendor_worker_refuses_without_vendor_tools(registered: PrefectServer) -> None:
+    result = _cli(registered, "worker", "--pool", "fpga-synthesis", check=False)
+    assert result.returncode == 1
+    assert "refusing to start a worker for pool 'fpga-synthesis'" in result.stderr
+    assert "'vitis_hls' was not found" in result.stderr
+
+
+def test_submit_runs_yosys_on_worker_then_cached(
+    registered: PrefectServer, worker_factory, tmp_path: Path  # noqa: F811
+) -> None:
+    count_file = tmp_path / "yosys-calls.txt"
+    worker_factory(OPEN_POOL, extra_env=_counting_yosys(tmp_path / "bin", count_file))
+    job_file = _tiny_rtl_job(tmp_path / "job", width=8)
+    store_url = str(tmp_path / "store")
+
+    first = json.loads(_cli(registered, "synth", "submit", str(job_file), "--store", store_url,
+                            "--wait", "180", "--json").stdout)
+    assert first["cached"] is False
+    assert first["state_type"] == "COMPLETED", first
+    assert _calls(count_file) == 1
+
+    fetched = json.loads(_cli(registered, "synth", "fetch", first["job_hash"], "--dest",
+                              str(tmp_path / "fetched"), "--store", store_url, "--json").stdout)
+    report = fetched["report"]
+    assert report["tool"] == "yosys"
+    assert report["job_hash"] == first["job_hash"]
+    assert report["latency_min_cycles"] == 1
+    # an 8-bit adder with a 9-bit registered sum: 9 flip-flops, a handful of LUTs
+    assert report["resources"]["ff"] == 9
+    assert 1 <= report["resources"]["lut"] <= 20
+    folder = Path(fetched["folder"])
+    assert (folder / "logs" / "yosys.log").is_file()
+    assert (folder / "project" / "rtl" / "acc.v").is_file()
+
+    second = json.loads(_cli(registered, "synth", "submit", str(job_file), "--store", store_url,
+                             "--json").stdout)
+    assert second["cached"] is True
+    assert second["job_hash"] == first["job_hash"]
+    assert second["report"]["resources"] == report["resources"]
+    assert _calls(count_file) == 1  # yosys did not run again
+
+    status = json.loads(_cli(registered, "synth", "status", first["flow_run_id"], "--json").stdout)
+    assert status["state_type"] == "COMPLETED"
+    assert status["job_hash"] == first["job_hash"]
