@@ -77,6 +77,8 @@ class OutputMismatches:
     words_per_event: int
     mismatched_events: int
     mismatched_words: int
+    #: largest |expected - actual| in LSBs (1 for a rounding difference)
+    max_word_diff: int = 0
     #: bit position -> number of mismatching words in which that bit differs
     bit_histogram: dict[int, int] = field(default_factory=dict)
 
@@ -136,14 +138,15 @@ class GateReport:
         if self.outputs:
             lines += [
                 "",
-                "| output | type | words/event | mismatched events | mismatched words | differing bits (bit: count) |",
-                "|---|---|---|---|---|---|",
+                "| output | type | words/event | mismatched events | mismatched words | max diff (LSB) "
+                "| differing bits (bit: count) |",
+                "|---|---|---|---|---|---|---|",
             ]
             for out in self.outputs:
                 bits = ", ".join(f"{b}: {n}" for b, n in sorted(out.bit_histogram.items())) or "-"
                 lines.append(
                     f"| {out.port} | `{out.type}` | {out.words_per_event} | {out.mismatched_events} | "
-                    f"{out.mismatched_words} | {bits} |"
+                    f"{out.mismatched_words} | {out.max_word_diff} | {bits} |"
                 )
         if self.first_mismatches:
             lines += [
@@ -330,6 +333,7 @@ def compare(expected: VectorSet, actual: VectorSet, max_examples: int = DEFAULT_
                 words_per_event=port.size,
                 mismatched_events=int(port_diff.any(axis=1).sum()),
                 mismatched_words=int(port_diff.sum()),
+                max_word_diff=int(np.abs(exp_c[:, cols] - act_c[:, cols]).max()) if common else 0,
                 bit_histogram=histogram,
             )
         )
