@@ -207,3 +207,28 @@ def test_decision_agreement() -> None:
     assert decision_agreement(sw, sw, 0.5) == 1.0
     with pytest.raises(ValueError, match="5 scores, emulation 4"):
         decision_agreement(sw, em[:4], 0.5)
+
+
+def test_gate_command_exit_status(stimulus: VectorSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from l1flow.synthesis.cli import add_commands
+
+    parser = argparse.ArgumentParser(prog="l1flow")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+
+    def run(*argv: str) -> int:
+        args = parser.parse_args(list(argv))
+        return int(args.func(args))
+
+    stimulus.result(stimulus.output_words, source="verilator").save(tmp_path / "good")
+    words = stimulus.output_words.copy()
+    words[3, 0] = flip_bit(int(words[3, 0]), 2, Y_T.width)
+    stimulus.result(words, source="verilator").save(tmp_path / "bad")
+    assert run("gate", str(tmp_path / "stimulus"), str(tmp_path / "good")) == 0
+    assert capsys.readouterr().out.startswith("PASS: 0 of 200 events differ")
+    markdown = tmp_path / "gate.md"
+    assert run("gate", str(tmp_path / "stimulus"), str(tmp_path / "bad"), "--json", "--markdown", str(markdown)) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["passed"] is False and data["first_mismatches"][0]["words"][0]["differing_bits"] == [2]
+    assert "| 3 | y[0] |" in markdown.read_text()
