@@ -153,3 +153,43 @@ def test_submit_runs_yosys_on_worker_then_cached(
     status = json.loads(_cli(registered, "synth", "status", first["flow_run_id"], "--json").stdout)
     assert status["state_type"] == "COMPLETED"
     assert status["job_hash"] == first["job_hash"]
+
+
+def test_worker_killed_mid_job_is_recovered_on_a_new_worker(
+    registered: PrefectServer, worker_factory, tmp_path: Path  # noqa: F811
+) -> None:
+    from flows.synthesis_client import status
+
+    # worker A's yosys hangs (a long synthesis); worker B's runs at once
+    calls_a, calls_b = tmp_path / "calls-a.txt", tmp_path / "calls-b.txt"
+    worker_a = worker_factory(OPEN_POOL, extra_env=_counting_yosys(tmp_path / "bin-a", calls_a, delay_s=600), name="a")
+    job_file = _tiny_rtl_job(tmp_path / "job", width=12)
+    store_url = str(tmp_path / "store")
+    store = ArtifactStore(store_url)
+    submitted = json.loads(_cli(registered, "synth", "submit", str(job_file), "--store", store_url, "--json").stdout)
+    run_id, job_hash = submitted["flow_run_id"], submitted["job_hash"]
+
+    wait_for(lambda: _calls(calls_a) == 1, timeout=120, what="worker A to start yosys")
+    assert status(run_id).state_type == "RUNNING"
+    worker_a.kill_hard()
+    assert worker_a.descendants() == []
+
+    # the killed attempt published nothing that looks done: only the staged project is complete
+    assert store.get_ref(result_ref(job_hash)) is None
+    done = list((tmp_path / "store" / "objects").rglob("*.done"))
+    assert len(done) == 1
+    assert status(run_id).state_type == "RUNNING"  # Prefect cannot know yet
+
+    worker_factory(OPEN_POOL, extra_env=_counting_yosys(tmp_path / "bin-b", calls_b), name="b")
+    final = wait_for(
+        lambda: (s := status(run_id)).final and s, timeout=240, what="the requeued run to finish on worker B"
+    )
+    assert final.state_type == "COMPLETED", final  # type: ignore[union-attr]
+    assert final.run_count >= 2  # type: ignore[union-attr]
+    assert _calls(calls_a) == 1 and _calls(calls_b) == 1
+    digest = store.get_ref(result_ref(job_hash))
+    assert digest is not None and store.exists(digest)
+    out = store.get_tree(digest, tmp_path / "result")
+    report = json.loads((out / "report.json").read_text())
+    assert report["job_hash"] == job_hash
+    assert report["resources"]["ff"] == 13
