@@ -424,6 +424,11 @@ class SynthesisRunner(ABC):
             for rel in job.project_files():
                 (stage / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(job.project_dir / rel, stage / rel)
+            # the result is filed under the hash of what is synthesized, so re-hash the copy
+            if job.model_copy(update={"project_dir": stage}).job_hash() != key:
+                raise SynthesisError(
+                    f"{job.project_dir}: project files changed while being staged; run the job again"
+                )
             self.execute(job, stage, tmp / LOG_SUBDIR, deadline)
             report = self.collect(job, stage)
             report = _relative_sources(report, tmp).model_copy(update={"job_hash": key})
