@@ -203,6 +203,13 @@ def control_deployments(
         **schedule,
     )
     retrain = Flow.from_source(str(root), entrypoint=retrain_entrypoint)
+    accepted = set(retrain.parameters.properties)
+    missing = {"config_path", "conditions_tag", "conditions_since_run"} - accepted
+    if missing:
+        raise ValueError(
+            f"the retrain flow {retrain_entrypoint} lacks parameter(s) {sorted(missing)}; it must accept "
+            f"the new conditions from the event ({', '.join(RETRAIN_PARAMETERS)})"
+        )
     retrain_deployment = retrain.to_deployment(
         name="retrain",
         parameters={"config_path": config_path},
@@ -211,7 +218,7 @@ def control_deployments(
                 name="l1flow: retrain when the conditions change",
                 expect={CONDITIONS_EVENT},
                 match={"prefect.resource.id": "l1flow.conditions.*"},
-                parameters=RETRAIN_PARAMETERS,
+                parameters={k: v for k, v in RETRAIN_PARAMETERS.items() if k in accepted},
             )
         ],
         description="Retrain, convert and verify for new detector conditions",

@@ -8,11 +8,15 @@ subprocesses, each in its own session so a test can SIGKILL one with its flow
 runs and tools.
 
 Import the fixtures in a test module with
-``from tests.prefect_fixtures import prefect_server, worker_factory  # noqa: F401``.
+``from prefect_fixtures import prefect_server, worker_factory  # noqa: F401``.
+
+It also holds ``tiny_retrain``, a small stand-in for the pipeline flow with the
+parameters the retrain trigger fills.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prefect import flow
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -217,3 +222,41 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+
+@flow(name="tiny_retrain")
+def tiny_retrain(
+    config_path: str,
+    conditions_tag: str | None = None,
+    conditions_since_run: int | None = None,
+    conditions_until_run: int | None = None,
+    reason: str = "",
+) -> dict[str, object]:
+    """Record the parameters it got; submit the config's synthesis job to the pool, as the pipeline would.
+
+    The config is JSON: ``{"synthesis_job": <job file>, "store": <artifact store URL>}`` (both optional).
+    """
+    from flows.synthesis_client import submit
+
+    from l1flow.artifacts import ArtifactStore
+    from l1flow.synthesis.job import SynthesisJob
+
+    config = json.loads(Path(config_path).read_text())
+    record: dict[str, object] = {
+        "config_path": config_path,
+        "conditions_tag": conditions_tag,
+        "conditions_since_run": conditions_since_run,
+        "conditions_until_run": conditions_until_run,
+        "reason": reason,
+    }
+    if config.get("synthesis_job"):
+        job_file = Path(config["synthesis_job"])
+        job = SynthesisJob.load(job_file)
+        job = job.model_copy(update={"project_dir": (job_file.parent / job.project_dir).resolve()})
+        submission = submit(job, ArtifactStore(config["store"]))
+        record["synthesis_flow_run_id"] = submission.flow_run_id
+        record["synthesis_job_hash"] = submission.job_hash
+    out = Path(config_path).with_name(f"retrained-{conditions_tag}-{conditions_since_run}.json")
+    out.write_text(json.dumps(record))
+    return record
