@@ -29,16 +29,16 @@ import tempfile
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from l1flow.firmware import fixed
+from l1flow.firmware.fixed import FixedType
 from l1flow.hardware.base import HardwareSource
 from l1flow.toolchain import require_executable
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "firmware_templates" / "verilator_nn"
-ROUNDING_MODES = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
-OVERFLOW_MODES = ("WRAP", "SAT", "SAT_ZERO", "SAT_SYM")
 # Float32 holds integers exactly up to 2**24; da4ml's constant-matrix solver works in float32.
 _MAX_EXACT_WEIGHT = 1 << 24
 
@@ -51,94 +51,50 @@ class RTLBuildError(RuntimeError):
     """Verilator failed to build or run the generated RTL."""
 
 
-class FixedTypeLike(Protocol):
-    """What this module reads from a firmware fixed-point type (l1flow.firmware.fixed.FixedType)."""
-
-    width: int
-    integer: int
-    signed: bool
-
-    @property
-    def rounding(self) -> Any: ...
-
-    @property
-    def overflow(self) -> Any: ...
-
-
 @dataclass(frozen=True)
 class Format:
-    """A fixed-point format in da4ml's terms: sign bit k, integer bits i (without sign), fraction bits f."""
+    """A firmware type in da4ml's terms: sign bit k, integer bits i (without sign), fraction bits f."""
 
-    k: int
-    i: int
-    f: int
-    rounding: str = "TRN"
-    overflow: str = "WRAP"
+    type: FixedType
 
-    @classmethod
-    def of(cls, fixed_type: FixedTypeLike) -> Format:
-        rounding = _mode_name(fixed_type.rounding)
-        overflow = _mode_name(fixed_type.overflow)
-        if rounding not in ROUNDING_MODES:
-            raise RTLGenerationError(f"rounding mode {rounding!r} of {fixed_type} is not an ap_fixed mode {ROUNDING_MODES}")
-        if overflow not in OVERFLOW_MODES:
-            raise RTLGenerationError(f"overflow mode {overflow!r} of {fixed_type} is not an ap_fixed mode {OVERFLOW_MODES}")
-        k = int(bool(fixed_type.signed))
-        return cls(k, int(fixed_type.integer) - k, int(fixed_type.width) - int(fixed_type.integer), rounding, overflow)
+    @property
+    def k(self) -> int:
+        return int(self.type.signed)
+
+    @property
+    def i(self) -> int:
+        return self.type.integer - self.k
+
+    @property
+    def f(self) -> int:
+        return self.type.frac
 
     @property
     def width(self) -> int:
-        return self.k + self.i + self.f
+        return self.type.width
+
+    @property
+    def rounding(self) -> str:
+        return self.type.rounding
+
+    @property
+    def overflow(self) -> str:
+        return self.type.overflow
 
     @property
     def low_word(self) -> int:
-        return -(1 << (self.width - 1)) if self.k else 0
+        return self.type.min_word
 
     @property
     def high_word(self) -> int:
-        return (1 << (self.width - self.k)) - 1
+        return self.type.max_word
 
 
-def _mode_name(mode: Any) -> str:
-    name = getattr(mode, "name", None) or getattr(mode, "value", None) or str(mode)
-    name = str(name).upper()
-    return name[3:] if name.startswith("AP_") else name
-
-
-# --------------------------------------------------------------------------- exact integer casts
-
-
-def convert_word(word: int, src_f: int, dst: Format) -> int:
-    """Cast one raw word with ``src_f`` fraction bits to ``dst`` exactly as ap_fixed does (round, then overflow)."""
-    shift = src_f - dst.f
-    if shift <= 0:
-        value = word << -shift
-    else:
-        d = 1 << shift
-        q, r = divmod(word, d)
-        half = d // 2
-        negative = word < 0
-        up = {
-            "TRN": False,
-            "TRN_ZERO": r != 0 and negative,
-            "RND": r >= half,
-            "RND_ZERO": r > half or (r == half and negative),
-            "RND_MIN_INF": r > half,
-            "RND_INF": r > half or (r == half and not negative),
-            "RND_CONV": r > half or (r == half and q % 2 == 1),
-        }[dst.rounding]
-        value = q + int(up)
-    low, high = dst.low_word, dst.high_word
-    if low <= value <= high:
-        return value
-    if dst.overflow == "WRAP":
-        value &= (1 << dst.width) - 1
-        return value - (1 << dst.width) if dst.k and value >> (dst.width - 1) else value
-    if dst.overflow == "SAT_ZERO":
-        return 0
-    if dst.overflow == "SAT_SYM" and dst.k:
-        low = -high
-    return max(low, min(high, value))
+def convert_word(word: int, src_frac: int, dst: Format) -> int:
+    """Cast one raw word with ``src_frac`` fraction bits into ``dst`` (ap_fixed's rules, l1flow.firmware.fixed)."""
+    width = max(word.bit_length(), (-word - 1).bit_length()) + 1
+    src = FixedType(width, width - src_frac, True)
+    return int(fixed.convert(np.array([word], dtype=np.int64), src, dst.type)[0])
 
 
 # --------------------------------------------------------------------------- tracing
@@ -221,8 +177,11 @@ def convert(v: Any, dst: Format) -> Any:
         r = r.max_of(float(low)).min_of(float(high))
     elif dst.overflow == "SAT_ZERO":
         zero = FixedVariable.from_const(0, hwconf=r.hwconf)
+        lsb = Decimal(2) ** -dst.f
         if r.high > high:
-            r = (high - r).msb_mux(zero, r)  # high - r < 0: overflow up
+            # r - (high + lsb) < 0 exactly when r is in range; written without negating r,
+            # whose sign bit would misread r == high.
+            r = (r - (high + lsb)).msb_mux(r, zero)
         if r.low < low:
             r = (r - low).msb_mux(zero, r)  # r - low < 0: overflow down
     if _is_const(r):
