@@ -256,7 +256,9 @@ if name == "vitis_hls":
         Path(rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(fixture / rel, rel)
 else:
-    shutil.copy(fixture / "vivado_synth.rpt", "vivado_synth.rpt")
+    # conifer's VHDL synth.tcl writes util.rpt, the other scripts vivado_synth.rpt
+    target = "util.rpt" if "synth.tcl" in sys.argv else "vivado_synth.rpt"
+    shutil.copy(fixture / "vivado_synth.rpt", target)
 """
 
 
@@ -371,3 +373,49 @@ def test_synth_report_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "latency 15..15 cycles (75 ns at 5 ns)" in text and "LUT 39874 (3.37%)" in text
     with pytest.raises(ValueError, match="unknown report kind"):
         _cli(["synth-report", str(VU9P / "project.tcl")])
+
+
+def test_vivado_rtl_job_passes_sources_as_tcl_arguments(stand_in_tools: Path, tmp_path: Path) -> None:
+    project = tmp_path / "rtl"
+    shutil.copytree(RTL, project)
+    job = rtl_job(project_dir=project, tool="vivado", steps=["vsynth"], part="xc7vx690tffg1927-2")
+    report = VendorRunner().run(job, tmp_path / "work")
+    call = stand_in_tools.read_text().split()
+    assert call[0] == "vivado" and call[1:] == [
+        "-mode", "batch", "-nojournal", "-source", "vivado_synth_rtl.tcl",
+        "-tclargs", "tiny_bdt", "xc7vx690tffg1927-2", "2.5", "tiny_bdt.v",
+    ]
+    staged_tcl = tmp_path / "work" / job.job_hash() / "project" / "vivado_synth_rtl.tcl"
+    assert "synth_design -top $top -part $part -mode out_of_context" in staged_tcl.read_text()
+    # resources from Vivado's report, latency from the RTL generator's sidecar
+    assert report.tool == "vivado" and report.resources.lut == 39874
+    assert (report.latency_max_cycles, report.latency_source) == (2, "generator (tiny_bdt.json)")
+
+
+def test_hls4ml_vivado_backend_project_is_refused(stand_in_tools: Path, tmp_path: Path) -> None:
+    project = tmp_path / "prj"
+    shutil.copytree(VU9P, project)
+    tcl = project / "project.tcl"
+    tcl.write_text(tcl.read_text().replace('set backend "vitis"', 'set backend "vivado"'))
+    with pytest.raises(SynthesisError, match="'vivado' backend.*backend='Vitis'"):
+        VendorRunner().run(hls_job(project), tmp_path / "work")
+    assert not stand_in_tools.exists()  # no tool was started
+
+
+def test_conifer_vhdl_job_runs_its_synth_tcl(stand_in_tools: Path, tmp_path: Path) -> None:
+    project = tmp_path / "bdt_vhdl"
+    (project / "firmware").mkdir(parents=True)
+    (project / "firmware" / "BDTTop.vhd").write_text("-- conifer VHDL top (placeholder)\n")
+    (project / "synth.tcl").write_text(
+        "add_files firmware/\nsynth_design -top BDTTop -part xcvu9p-flgb2104-2L-e\nreport_utilization -file util.rpt\n"
+    )
+    job = SynthesisJob(
+        project_dir=project, project_kind="conifer", tool="vivado", steps=["vsynth"],
+        part="xcvu9p-flgb2104-2L-e", clock_period_ns=5, top="BDTTop", latency_cycles=7, memory_gb=0.1,
+    )
+    report = VendorRunner().run(job, tmp_path / "work")
+    assert stand_in_tools.read_text().split()[1:] == ["-mode", "batch", "-nojournal", "-source", "synth.tcl"]
+    assert report.sources == ["project/util.rpt"] and report.latency_max_ns == 35.0
+    other = job.model_copy(update={"part": "xc7vx690tffg1927-2"})
+    with pytest.raises(SynthesisError, match="synth.tcl: synthesizes for part xcvu9p-flgb2104-2L-e"):
+        VendorRunner().run(other, tmp_path / "work2")

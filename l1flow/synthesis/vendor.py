@@ -145,6 +145,13 @@ class VendorRunner(SynthesisRunner):
         steps = set(job.steps)
         if job.project_kind == "hls4ml":
             check_project_settings(job, project_dir / "project.tcl")
+            backend = _tcl_settings(project_dir / "project.tcl").get("backend", "")
+            if backend.lower() != "vitis":
+                # only the Vitis template reads build_opt.tcl; the Vivado one reads Vivado HLS argv
+                raise SynthesisError(
+                    f"{project_dir / 'project.tcl'}: written by hls4ml's {backend or 'unknown'!r} backend; "
+                    "the vendor runner builds Vitis projects: convert with backend='Vitis'"
+                )
             script = "build_prj.tcl"
             options = {
                 "reset": True,
