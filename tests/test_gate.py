@@ -232,3 +232,85 @@ def test_gate_command_exit_status(stimulus: VectorSet, tmp_path: Path, capsys: p
     data = json.loads(capsys.readouterr().out)
     assert data["passed"] is False and data["first_mismatches"][0]["words"][0]["differing_bits"] == [2]
     assert "| 3 | y[0] |" in markdown.read_text()
+
+
+# ---------------------------------------------------------------- a real RTL simulation
+
+RTL = Path(__file__).parent / "fixtures" / "rtl_small"
+TREES = [  # (thresholds per node as (feature, value), leaves) mirroring tiny_bdt.v
+    ([(0, 310), (1, -75), (2, 1020)], {0b11: 1203, 0b10: -377, 0b01: 95, 0b00: -2048}),
+    ([(2, 12), (0, -400), (1, 733)], {0b11: -611, 0b10: 1490, 0b01: 12, 0b00: 300}),
+]
+
+
+def tiny_bdt_emulation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Score words of tiny_bdt.v, and the leaf index reached in tree 0."""
+    score = np.zeros(len(x), dtype=np.int64)
+    leaf0 = np.zeros(len(x), dtype=np.int64)
+    for t, (nodes, leaves) in enumerate(TREES):
+        n0, n1, n2 = ((x[:, f] <= v) for f, v in nodes)
+        second = np.where(n0, n1, n2)
+        index = n0.astype(np.int64) * 2 + second.astype(np.int64)
+        score += np.select([index == k for k in leaves], list(leaves.values()))
+        if t == 0:
+            leaf0 = index
+    return score[:, None], leaf0
+
+
+def build_tiny_bdt(sources: dict[str, Path], build_root: Path) -> dict[str, Path]:
+    """Verilator executables of several versions of tiny_bdt.v, built side by side."""
+    import subprocess
+
+    from l1flow.toolchain import require_executable
+
+    verilator = require_executable("verilator", "simulating tiny_bdt.v")
+    processes = {}
+    for name, source in sources.items():
+        build = build_root / name
+        build.mkdir(parents=True)
+        processes[name] = subprocess.Popen(
+            [verilator, "--cc", "--exe", "--build", "-O1", "-Wno-fatal", "--Mdir", str(build), "-o", "Vtb",
+             str(source), str(RTL / "tiny_bdt_tb.cpp")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+    for name, process in processes.items():
+        output, _ = process.communicate()
+        assert process.returncode == 0, output.decode(errors="replace")[-2000:]
+    return {name: build_root / name / "Vtb" for name in sources}
+
+
+def simulate_tiny_bdt(executable: Path, x: np.ndarray) -> np.ndarray:
+    import subprocess
+
+    text = "\n".join(" ".join(str(int(w)) for w in row) for row in x) + "\n"
+    out = subprocess.run([str(executable)], input=text, capture_output=True, text=True, check=True).stdout
+    return np.array([int(line) for line in out.split()], dtype=np.int64)[:, None]
+
+
+@pytest.mark.slow
+def test_one_changed_constant_in_rtl_fails_the_gate(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    x = rng.integers(-2048, 2048, size=(3000, 3))
+    expected_words, leaf0 = tiny_bdt_emulation(x)
+    stimulus = VectorSet(
+        inputs=[Port("x", "ap_int<12>", (3,))],
+        outputs=[Port("score", "ap_int<16>", (1,))],
+        input_words=x,
+        output_words=expected_words,
+        model={"name": "tiny_bdt", "version": "1"},
+    )
+    stimulus.save(tmp_path / "stimulus")
+
+    # one leaf constant changed in the RTL: 1203 -> 1207 (bit 2)
+    changed = tmp_path / "tiny_bdt.v"
+    changed.write_text((RTL / "tiny_bdt.v").read_text().replace("16'sd1203", "16'sd1207"))
+    simulators = build_tiny_bdt({"good": RTL / "tiny_bdt.v", "bad": changed}, tmp_path / "build")
+
+    report = compare(stimulus, stimulus.result(simulate_tiny_bdt(simulators["good"], x), source="verilator"))
+    assert report.passed, report.summary_line()
+    report = compare(stimulus, stimulus.result(simulate_tiny_bdt(simulators["bad"], x), source="verilator"))
+    reaching_leaf = int(np.count_nonzero(leaf0 == 0b11))
+    assert not report.passed and reaching_leaf > 100
+    assert report.mismatched_events == reaching_leaf
+    assert report.outputs[0].max_word_diff == 4
+    assert report.first_mismatches[0].event == int(np.flatnonzero(leaf0 == 0b11)[0])
