@@ -1,0 +1,655 @@
+"""The model lifecycle in MLflow: record a pipeline run, register versions, move aliases.
+
+One :class:`ModelRegistry` wraps an MLflow tracking and model-registry store.
+The embedded default is a SQLite database in the workspace
+(``sqlite:///<workspace>/mlflow.db``) with artifacts under
+``<workspace>/mlartifacts``; any MLflow tracking URI works in production.
+
+Per pipeline run (:meth:`ModelRegistry.record_run`) one MLflow run receives the
+parameters, metrics, plots, summary and report, and every model of the run
+gets a new registered version carrying its lineage as tags (``l1flow.*``: IOV
+and conditions tag, dataset, config, weights and firmware hashes, tool versions,
+gate verdict, synthesis report) and its firmware bundle as an artifact.
+
+Aliases only (MLflow stages are deprecated): every new version becomes
+``candidate``; ``production`` moves to it only when it meets the
+:class:`~l1flow.registry.criteria.AcceptanceCriteria`. The versions that were
+production are kept as a stack in a registered-model tag so that
+:meth:`ModelRegistry.rollback` can restore the previous one; every move,
+forced or not, is appended to an audit log tag.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from l1flow.registry.bundle import BUNDLE_FILE, BundleError, safe_extract, sha256_file, write_bundle
+from l1flow.registry.criteria import AcceptanceCriteria, AcceptanceVerdict, evaluate_acceptance, gate_verdict
+
+# Progress bars would garble CLI output and logs; the user can still turn them on.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+from mlflow import MlflowClient  # noqa: E402  (after the environment default above)
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+
+CANDIDATE = "candidate"
+PRODUCTION = "production"
+TAG = "l1flow."
+SUMMARY_TAG = TAG + "summary"
+CRITERIA_TAG = TAG + "acceptance.criteria"
+HISTORY_TAG = TAG + "production_history"
+LOG_TAG = TAG + "production_log"
+BUNDLE_SHA_TAG = TAG + "bundle.sha256"
+BUNDLE_PATH_TAG = TAG + "bundle.artifact_path"
+# Oldest entries are dropped beyond this so the tags stay far below MLflow's 100 kB limit.
+_HISTORY_LIMIT = 200
+_SAFE_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+class RegistryError(RuntimeError):
+    """A registry operation could not be done; the message says why and what to do."""
+
+
+class PromotionRefused(RegistryError):
+    """A version failed an acceptance criterion; `verdict` lists them all."""
+
+    def __init__(self, name: str, version: int, verdict: AcceptanceVerdict) -> None:
+        super().__init__(
+            f"refusing to promote {name} version {version} to {PRODUCTION}: {verdict.reason()}. "
+            "Fix the failing step and register a new version, or use --force with --reason to override."
+        )
+        self.verdict = verdict
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """A version created by :meth:`ModelRegistry.record_run`."""
+
+    name: str
+    version: int
+    run_id: str
+    verdict: AcceptanceVerdict
+    promoted: bool
+
+
+@dataclass(frozen=True)
+class ModelOverview:
+    """One registered model as `l1flow models list` shows it."""
+
+    name: str
+    latest_version: int
+    aliases: dict[str, int]
+    versions: int
+
+
+@dataclass(frozen=True)
+class VersionDetails:
+    """Everything recorded for one version: lineage, metrics, aliases."""
+
+    name: str
+    version: int
+    run_id: str
+    source: str
+    created: str
+    aliases: list[str]
+    lineage: dict[str, str]
+    metrics: dict[str, float]
+    summary: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class FetchedBundle:
+    """A bundle downloaded by :meth:`ModelRegistry.fetch`, verified and extracted."""
+
+    archive: Path
+    folder: Path
+    sha256: str
+    files: list[str]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _user() -> str:
+    return os.environ.get("L1FLOW_USER") or getpass.getuser()
+
+
+def _key(*parts: object) -> str:
+    """An MLflow-safe metric/param key from summary names (signals may hold any characters)."""
+    return ".".join(_SAFE_KEY.sub("_", str(p)) for p in parts)[:250]
+
+
+def _text(value: object, limit: int = 6000) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def model_metrics(name: str, model: dict[str, Any]) -> dict[str, float]:
+    """Flatten one model block of summary.json into MLflow metric names."""
+    out: dict[str, float] = {}
+    metrics = model.get("metrics") or {}
+    for group in ("auc", "efficiency_at_rate"):
+        for signal, value in (metrics.get(group) or {}).items():
+            if (number := _number(value)) is not None:
+                out[_key(name, group, signal)] = number
+    for scalar in ("threshold", "working_point_khz"):
+        if (number := _number(metrics.get(scalar))) is not None:
+            out[_key(name, scalar)] = number
+    fidelity = model.get("software_vs_emulation") or {}
+    for item in ("max_abs_diff", "fraction_differing", "events"):
+        if (number := _number(fidelity.get(item))) is not None:
+            out[_key(name, "software_vs_emulation", item)] = number
+    if (number := _number(model.get("decision_agreement"))) is not None:
+        out[_key(name, "decision_agreement")] = number
+    for comparison in model.get("emulation_vs_hardware") or []:
+        source = comparison.get("source", "unknown")
+        for item in ("events", "mismatches"):
+            if (number := _number(comparison.get(item))) is not None:
+                out[_key(name, "gate", source, item)] = number
+    for kind, value in (model.get("resources") or {}).items():
+        if (number := _number(value)) is not None:
+            out[_key(name, "resources", kind)] = number
+    for unit, value in (model.get("latency") or {}).items():
+        if (number := _number(value)) is not None:
+            out[_key(name, "latency", unit)] = number
+    return out
+
+
+def lineage_tags(summary: dict[str, Any], name: str, model: dict[str, Any]) -> dict[str, str]:
+    """The lineage of one model version as `l1flow.*` tags (all strings)."""
+    conditions = summary.get("conditions") or {}
+    iov = conditions.get("iov") or {}
+    trigger = conditions.get("trigger") or {}
+    dataset = summary.get("dataset") or {}
+    tags: dict[str, str] = {
+        TAG + "pipeline_run": str(summary.get("run_id", "")),
+        TAG + "kind": str(model.get("kind", "")),
+        TAG + "conditions.tag": str(conditions.get("tag", "")),
+        TAG + "conditions.iov.first_run": str(iov.get("first_run", "")),
+        TAG + "conditions.iov.last_run": "open" if iov.get("last_run") is None else str(iov["last_run"]),
+        TAG + "conditions.trigger.retrain": str(trigger.get("retrain", "")),
+        TAG + "conditions.trigger.reason": _text(trigger.get("reason", "")),
+        TAG + "dataset.hash": str(dataset.get("hash", "")),
+        TAG + "config.name": str(summary.get("config_name", "")),
+        TAG + "config.hash": str(summary.get("config_hash", "")),
+        TAG + "weights.hash": str(model.get("weights_hash", "")),
+        TAG + "firmware.hash": str(model.get("firmware_hash", "")),
+    }
+    for tool, version in (summary.get("tool_versions") or {}).items():
+        tags[TAG + "tool." + _key(tool)] = str(version)
+    passed, detail = gate_verdict(model)
+    tags[TAG + "gate.verdict"] = {True: "passed", False: "failed", None: "not run"}[passed]
+    tags[TAG + "gate.detail"] = _text(detail)
+    resources = model.get("resources")
+    tags[TAG + "synthesis.report"] = "not measured" if not resources else _text(resources)
+    latency = model.get("latency")
+    tags[TAG + "latency"] = "not measured" if not latency else _text(latency)
+    return tags
+
+
+class ModelRegistry:
+    """Model versions, lineage and aliases in an MLflow store.
+
+    `workspace` holds the embedded store and the lock file that serialises
+    writers on this machine; `tracking_uri` points elsewhere (a server or a
+    database) when given.
+    """
+
+    def __init__(
+        self, workspace: Path, tracking_uri: str | None = None, experiment: str = "l1flow"
+    ) -> None:
+        self.workspace = Path(workspace).resolve()
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        embedded = tracking_uri is None
+        self.tracking_uri = tracking_uri or f"sqlite:///{self.workspace / 'mlflow.db'}"
+        self._lock_path = self.workspace / ".registry.lock"
+        # Creating the schema of a new SQLite store (which MlflowClient does on
+        # first contact) is not safe from two processes at once.
+        with self._locked():
+            try:
+                self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+                existing = self.client.get_experiment_by_name(experiment)
+                if existing is not None:
+                    self.experiment_id = existing.experiment_id
+                else:
+                    location = (self.workspace / "mlartifacts").as_uri() if embedded else None
+                    self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            except MlflowException as error:
+                raise RegistryError(
+                    f"cannot open the MLflow store at {self.tracking_uri}: {error.message}. "
+                    "Check --tracking-uri (or the workspace folder's permissions)."
+                ) from error
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive lock of the workspace: writers on one machine never interleave.
+
+        MLflow's SQLAlchemy store retries version numbering itself, but SQLite
+        allows one writer at a time and alias history is read-modify-write, so
+        registry writes go one after another.
+        """
+        with self._lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # ---- recording a pipeline run -------------------------------------------------
+
+    def record_run(
+        self, run_dir: Path, criteria: AcceptanceCriteria, promote: bool = True
+    ) -> list[RegisteredVersion]:
+        """Log one pipeline run folder and register one new version per model.
+
+        Each version gets the `candidate` alias; with `promote`, `production`
+        moves to it when it meets `criteria` against the current production.
+        """
+        run_dir = Path(run_dir)
+        summary = read_summary(run_dir)
+        models: dict[str, dict[str, Any]] = summary.get("models") or {}
+        if not models:
+            raise RegistryError(f"{run_dir / 'summary.json'} lists no models; nothing to register")
+        with tempfile.TemporaryDirectory(prefix="l1flow-bundles-") as scratch:
+            bundles = {
+                name: write_bundle(run_dir, _bundle_entries(model), Path(scratch) / name / BUNDLE_FILE)
+                for name, model in models.items()
+            }
+            with self._locked():
+                run_id = self._log_run(run_dir, summary, bundles)
+                return [
+                    self._register(summary, name, model, run_id, bundles[name].sha256, criteria, promote)
+                    for name, model in models.items()
+                ]
+
+    def _log_run(self, run_dir: Path, summary: dict[str, Any], bundles: dict[str, Any]) -> str:
+        conditions = summary.get("conditions") or {}
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=str(summary.get("run_id", "")) or None,
+            tags={
+                TAG + "pipeline_run": str(summary.get("run_id", "")),
+                TAG + "config.name": str(summary.get("config_name", "")),
+                TAG + "conditions.tag": str(conditions.get("tag", "")),
+            },
+        )
+        run_id = run.info.run_id
+        try:
+            self._log_values(run_id, summary)
+            self.client.log_artifact(run_id, str(run_dir / "summary.json"))
+            for name in ("report.html",):
+                if (run_dir / name).is_file():
+                    self.client.log_artifact(run_id, str(run_dir / name))
+            for name, model in (summary.get("models") or {}).items():
+                for plot in (model.get("plots") or {}).values():
+                    if (run_dir / plot).is_file():
+                        self.client.log_artifact(run_id, str(run_dir / plot), f"plots/{_key(name)}")
+                model_path = (model.get("artifacts") or {}).get("model")
+                if model_path and (run_dir / model_path).is_dir():
+                    self.client.log_artifacts(run_id, str(run_dir / model_path), f"models/{_key(name)}")
+                elif model_path and (run_dir / model_path).is_file():
+                    self.client.log_artifact(run_id, str(run_dir / model_path), f"models/{_key(name)}")
+                self.client.log_artifact(run_id, str(bundles[name].path), f"bundles/{_key(name)}")
+        except BaseException:
+            self.client.set_terminated(run_id, status="FAILED")
+            raise
+        self.client.set_terminated(run_id)
+        return run_id
+
+    def _log_values(self, run_id: str, summary: dict[str, Any]) -> None:
+        conditions = summary.get("conditions") or {}
+        iov = conditions.get("iov") or {}
+        trigger = conditions.get("trigger") or {}
+        dataset = summary.get("dataset") or {}
+        params = {
+            "config_name": summary.get("config_name", ""),
+            "config_hash": summary.get("config_hash", ""),
+            "conditions.tag": conditions.get("tag", ""),
+            "conditions.iov.first_run": iov.get("first_run", ""),
+            "conditions.iov.last_run": "open" if iov.get("last_run") is None else iov["last_run"],
+            "conditions.trigger.retrain": trigger.get("retrain", ""),
+            "conditions.trigger.reason": trigger.get("reason", ""),
+            "dataset.hash": dataset.get("hash", ""),
+        }
+        for key, value in (dataset.get("events") or {}).items():
+            params[_key("dataset.events", key)] = value
+        for tool, version in (summary.get("tool_versions") or {}).items():
+            params[_key("tool", tool)] = version
+        param_list = [Param(_key(k), _text(str(v))) for k, v in params.items()]
+        metrics: dict[str, float] = {}
+        for scalar in ("wall_seconds", "train_seconds"):
+            if (number := _number(summary.get(scalar))) is not None:
+                metrics[scalar] = number
+        for name, model in (summary.get("models") or {}).items():
+            metrics.update(model_metrics(name, model))
+        stamp = int(datetime.now(timezone.utc).timestamp() * 1000)
+        metric_list = [Metric(k, v, stamp, 0) for k, v in metrics.items()]
+        for start in range(0, len(param_list), 100):
+            self.client.log_batch(run_id, params=param_list[start : start + 100])
+        for start in range(0, len(metric_list), 1000):
+            self.client.log_batch(run_id, metrics=metric_list[start : start + 1000])
+
+    def _register(
+        self,
+        summary: dict[str, Any],
+        name: str,
+        model: dict[str, Any],
+        run_id: str,
+        bundle_sha: str,
+        criteria: AcceptanceCriteria,
+        promote: bool,
+    ) -> RegisteredVersion:
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(
+                name, description=f"l1flow model '{name}' ({model.get('kind', 'unknown kind')})"
+            )
+        production = self._production_model_block(name)
+        verdict = evaluate_acceptance(model, production, criteria)
+        tags = lineage_tags(summary, name, model)
+        tags.update(
+            {
+                SUMMARY_TAG: json.dumps(model, sort_keys=True),
+                CRITERIA_TAG: criteria.model_dump_json(),
+                BUNDLE_SHA_TAG: bundle_sha,
+                BUNDLE_PATH_TAG: f"bundles/{_key(name)}/{BUNDLE_FILE}",
+                TAG + "acceptance.passed": str(verdict.passed),
+                TAG + "acceptance.reason": _text(verdict.reason() or "all criteria passed"),
+            }
+        )
+        run = self.client.get_run(run_id)
+        has_model = bool((model.get("artifacts") or {}).get("model"))
+        source = f"{run.info.artifact_uri}/{'models' if has_model else 'bundles'}/{_key(name)}"
+        created = self.client.create_model_version(name, source=source, run_id=run_id, tags=tags)
+        version = int(created.version)
+        self.client.set_registered_model_alias(name, CANDIDATE, str(version))
+        promoted = False
+        if promote and verdict.passed:
+            self._move_production(name, version, action="accepted", reason="met the acceptance criteria at registration")
+            promoted = True
+        return RegisteredVersion(name=name, version=version, run_id=run_id, verdict=verdict, promoted=promoted)
+
+    # ---- aliases -------------------------------------------------------------------
+
+    def _alias_version(self, name: str, alias: str) -> int | None:
+        try:
+            return int(self.client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def _production_model_block(self, name: str) -> dict[str, Any] | None:
+        version = self._alias_version(name, PRODUCTION)
+        if version is None:
+            return None
+        return self._summary_of(name, version)
+
+    def _summary_of(self, name: str, version: int) -> dict[str, Any]:
+        tags = self._model_version(name, version).tags
+        if SUMMARY_TAG not in tags:
+            raise RegistryError(
+                f"{name} version {version} has no '{SUMMARY_TAG}' tag; it was not registered by l1flow"
+            )
+        return json.loads(tags[SUMMARY_TAG])
+
+    def _model_version(self, name: str, version: int) -> Any:
+        try:
+            return self.client.get_model_version(name, str(version))
+        except MlflowException as error:
+            raise RegistryError(
+                f"{name} version {version} is not in the registry at {self.tracking_uri}; "
+                "`l1flow models list` shows what is there"
+            ) from error
+
+    def _history(self, name: str, tag: str) -> list[dict[str, Any]]:
+        value = self.client.get_registered_model(name).tags.get(tag)
+        return json.loads(value) if value else []
+
+    def _append(self, name: str, tag: str, entries: list[dict[str, Any]]) -> None:
+        self.client.set_registered_model_tag(name, tag, json.dumps(entries[-_HISTORY_LIMIT:]))
+
+    def _move_production(self, name: str, version: int, action: str, reason: str) -> dict[str, Any]:
+        entry = {"version": version, "action": action, "at": _now(), "by": _user(), "reason": reason}
+        history = self._history(name, HISTORY_TAG)
+        history.append(entry)
+        self.client.set_registered_model_alias(name, PRODUCTION, str(version))
+        self._append(name, HISTORY_TAG, history)
+        self._append(name, LOG_TAG, self._history(name, LOG_TAG) + [entry])
+        return entry
+
+    def resolve_version(self, name: str, version: int | str) -> int:
+        """A version number from a number or an alias name ("production", "candidate")."""
+        if isinstance(version, int) or str(version).isdigit():
+            return int(version)
+        found = self._alias_version(name, str(version))
+        if found is None:
+            raise RegistryError(f"{name} has no version with alias '{version}'; `l1flow models show {name}` lists them")
+        return found
+
+    def check(self, name: str, version: int | str, criteria: AcceptanceCriteria | None = None) -> AcceptanceVerdict:
+        """The acceptance verdict of a version against today's production.
+
+        Uses the criteria recorded with the version unless others are given.
+        """
+        number = self.resolve_version(name, version)
+        record = self._model_version(name, number)
+        if criteria is None:
+            criteria = AcceptanceCriteria.model_validate_json(record.tags.get(CRITERIA_TAG, "{}"))
+        production_version = self._alias_version(name, PRODUCTION)
+        production = (
+            None
+            if production_version is None or production_version == number
+            else self._summary_of(name, production_version)
+        )
+        return evaluate_acceptance(self._summary_of(name, number), production, criteria)
+
+    def promote(
+        self,
+        name: str,
+        version: int | str,
+        force: bool = False,
+        reason: str = "",
+        criteria: AcceptanceCriteria | None = None,
+    ) -> dict[str, Any]:
+        """Move `production` to a version if it meets the criteria (or with `force`).
+
+        A refused promotion raises :class:`PromotionRefused` naming every failed
+        criterion. `force` needs a `reason`; who, when, why and what was
+        overridden are recorded on the version and in the history.
+        """
+        with self._locked():
+            number = self.resolve_version(name, version)
+            if self._alias_version(name, PRODUCTION) == number:
+                raise RegistryError(f"{name} version {number} is already {PRODUCTION}")
+            verdict = self.check(name, number, criteria)
+            if verdict.passed:
+                return self._move_production(name, number, action="promoted", reason=reason or "met the acceptance criteria")
+            if not force:
+                raise PromotionRefused(name, number, verdict)
+            if not reason.strip():
+                raise RegistryError("a forced promotion needs a reason (--reason \"...\"); it is recorded with the version")
+            entry = self._move_production(name, number, action="forced", reason=reason)
+            entry["overridden"] = verdict.reason()
+            for key, value in (
+                ("forced_promotion", "true"),
+                ("forced.by", entry["by"]),
+                ("forced.at", entry["at"]),
+                ("forced.reason", reason),
+                ("forced.overridden", verdict.reason()),
+            ):
+                self.client.set_model_version_tag(name, str(number), TAG + key, _text(value))
+            return entry
+
+    def rollback(self, name: str, reason: str = "") -> dict[str, Any]:
+        """Restore the version that was `production` before the current one."""
+        with self._locked():
+            history = self._history(name, HISTORY_TAG)
+            current = self._alias_version(name, PRODUCTION)
+            if len(history) < 2 or current is None:
+                raise RegistryError(
+                    f"{name} has no earlier {PRODUCTION} version to roll back to "
+                    f"(history: {[h['version'] for h in history] or 'empty'})"
+                )
+            removed = history.pop()
+            previous = int(history[-1]["version"])
+            self.client.set_registered_model_alias(name, PRODUCTION, str(previous))
+            self._append(name, HISTORY_TAG, history)
+            entry = {
+                "version": previous,
+                "action": "rollback",
+                "from_version": int(removed["version"]),
+                "at": _now(),
+                "by": _user(),
+                "reason": reason or "rollback",
+            }
+            self._append(name, LOG_TAG, self._history(name, LOG_TAG) + [entry])
+            self.client.set_model_version_tag(
+                name, str(removed["version"]), TAG + "rolled_back", f"{entry['at']} by {entry['by']}: {entry['reason']}"
+            )
+            return entry
+
+    # ---- reading -------------------------------------------------------------------
+
+    def list_models(self) -> list[ModelOverview]:
+        """Every registered model with its latest version and aliases."""
+        overviews: list[ModelOverview] = []
+        for model in self.client.search_registered_models(max_results=1000):
+            versions = self.client.search_model_versions(f"name = '{model.name}'", max_results=10000)
+            numbers = [int(v.version) for v in versions]
+            overviews.append(
+                ModelOverview(
+                    name=model.name,
+                    latest_version=max(numbers, default=0),
+                    aliases={alias: int(v) for alias, v in (model.aliases or {}).items()},
+                    versions=len(numbers),
+                )
+            )
+        return sorted(overviews, key=lambda o: o.name)
+
+    def versions(self, name: str) -> list[int]:
+        """All version numbers of a model, ascending."""
+        return sorted(int(v.version) for v in self.client.search_model_versions(f"name = '{name}'", max_results=10000))
+
+    def show(self, name: str, version: int | str = PRODUCTION) -> VersionDetails:
+        """Lineage, metrics and aliases of one version (a number or an alias)."""
+        number = self.resolve_version(name, version)
+        record = self._model_version(name, number)
+        metrics = {
+            key: value
+            for key, value in self.client.get_run(record.run_id).data.metrics.items()
+            if key.startswith(_key(name) + ".")
+        }
+        lineage = {
+            key[len(TAG) :]: value
+            for key, value in sorted(record.tags.items())
+            if key.startswith(TAG) and key not in (SUMMARY_TAG, CRITERIA_TAG)
+        }
+        created = datetime.fromtimestamp(record.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds")
+        return VersionDetails(
+            name=name,
+            version=number,
+            run_id=record.run_id,
+            source=record.source,
+            created=created,
+            aliases=sorted(record.aliases or []),
+            lineage=lineage,
+            metrics=metrics,
+            summary=self._summary_of(name, number),
+        )
+
+    def production_history(self, name: str) -> list[dict[str, Any]]:
+        """Every move of `production` (promotions, forced promotions, rollbacks), oldest first."""
+        return self._history(name, LOG_TAG)
+
+    def production_summary(self, names: list[str]) -> dict[str, Any] | None:
+        """A summary.json-shaped dict of the production versions of `names`.
+
+        This is what :func:`l1flow.report.render_report` compares a new run to;
+        None when none of the models has a production version yet.
+        """
+        models: dict[str, Any] = {}
+        for name in names:
+            try:
+                version = self._alias_version(name, PRODUCTION)
+            except MlflowException:
+                version = None
+            if version is None:
+                continue
+            block = dict(self._summary_of(name, version))
+            block["version"] = version
+            models[name] = block
+        return {"label": "production", "models": models} if models else None
+
+    def fetch(self, name: str, version: int | str, dest: Path) -> FetchedBundle:
+        """Download a version's firmware bundle into `dest`, check its sha256, extract it safely.
+
+        Writes ``<dest>/<name>-v<N>.tar.gz`` (byte-identical to what was
+        registered) and the folder ``<dest>/<name>-v<N>/``.
+        """
+        number = self.resolve_version(name, version)
+        record = self._model_version(name, number)
+        expected = record.tags.get(BUNDLE_SHA_TAG)
+        artifact = record.tags.get(BUNDLE_PATH_TAG)
+        if not expected or not artifact:
+            raise RegistryError(f"{name} version {number} has no firmware bundle recorded")
+        dest = Path(dest)
+        archive = dest / f"{_key(name)}-v{number}.tar.gz"
+        folder = dest / f"{_key(name)}-v{number}"
+        if archive.exists() or folder.exists():
+            raise RegistryError(f"{archive} or {folder} already exists; fetch into an empty folder")
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest) as scratch:
+            downloaded = Path(self.client.download_artifacts(record.run_id, artifact, scratch))
+            actual = sha256_file(downloaded)
+            if actual != expected:
+                raise RegistryError(
+                    f"the bundle of {name} version {number} in the artifact store has sha256 {actual}, "
+                    f"but {expected} was registered; the store copy is corrupt or was replaced"
+                )
+            try:
+                files = safe_extract(downloaded, folder)
+            except BundleError as error:
+                raise RegistryError(f"{name} version {number}: {error}") from error
+            shutil.move(str(downloaded), archive)
+        return FetchedBundle(archive=archive, folder=folder, sha256=actual, files=files)
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """The run folder's summary.json, or an error saying what is wrong with it."""
+    path = Path(run_dir) / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise RegistryError(f"{path} does not exist; is {run_dir} a pipeline run folder?") from error
+    except json.JSONDecodeError as error:
+        raise RegistryError(f"{path} is not valid JSON (line {error.lineno}): {error.msg}") from error
+    if not isinstance(summary, dict):
+        raise RegistryError(f"{path} must hold a JSON object, not {type(summary).__name__}")
+    return summary
+
+
+def _bundle_entries(model: dict[str, Any]) -> dict[str, str]:
+    """The artifacts that go into the firmware bundle: everything but the trained model."""
+    return {key: path for key, path in (model.get("artifacts") or {}).items() if key != "model" and path}

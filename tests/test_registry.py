@@ -1,0 +1,225 @@
+"""ModelRegistry over a real embedded MLflow store (SQLite in tmp_path)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from l1flow.registry.bundle import BUNDLE_FILE, sha256_file
+from l1flow.registry.cli import add_commands
+from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
+from l1flow.registry.store import ModelRegistry, PromotionRefused, RegistryError
+from test_registry_runfolders import make_run_folder
+
+CRITERIA = AcceptanceCriteria(efficiency_tolerance=0.01, max_latency_ns=50.0, resources=ResourceBudget(LUT=60000))
+
+
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="l1flow")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return int(args.func(args))
+
+
+def test_two_runs_with_conditions_change_then_refuse_force_rollback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    registry = ModelRegistry(workspace=tmp_path / "ws")
+    first_dir = make_run_folder(tmp_path / "run1", run_id="run-1", tag="Calib_v1", first_run=390000, seed=1,
+                                models=(("ae", "dense_ae"), ("bdt", "bdt_classifier")))
+    first = registry.record_run(first_dir, CRITERIA)
+    assert [(v.name, v.version, v.promoted) for v in first] == [("ae", 1, True), ("bdt", 1, True)]
+
+    # Conditions change; the new model separates worse, so it stays a candidate.
+    second_dir = make_run_folder(tmp_path / "run2", run_id="run-2", tag="Calib_v2", first_run=391500, seed=2,
+                                 signal_shift=0.9, models=(("ae", "dense_ae"), ("bdt", "bdt_classifier")))
+    second = {v.name: v for v in registry.record_run(second_dir, CRITERIA)}
+    assert second["ae"].version == 2 and not second["ae"].promoted
+    assert [f.name for f in second["ae"].verdict.failures] == ["physics"]
+
+    details = registry.show("ae", 2)
+    assert details.aliases == ["candidate"]
+    assert registry.show("ae", "production").version == 1
+    lineage = details.lineage
+    assert lineage["conditions.tag"] == "Calib_v2"
+    assert lineage["conditions.iov.first_run"] == "391500"
+    assert lineage["conditions.iov.last_run"] == "open"
+    assert lineage["dataset.hash"] == "d000002"
+    assert lineage["config.hash"] == "c0ffee12"
+    assert lineage["firmware.hash"] == "f00000014"
+    assert lineage["tool.hls4ml"] == "1.3.0" and lineage["tool.verilator"] == "5.048"
+    assert lineage["gate.verdict"] == "passed"
+    assert json.loads(lineage["synthesis.report"])["LUT"] == 41000
+    assert lineage["acceptance.passed"] == "False"
+    assert "haa4b efficiency" in lineage["acceptance.reason"]
+    summary = json.loads((second_dir / "summary.json").read_text())
+    assert details.metrics["ae.efficiency_at_rate.haa4b"] == summary["models"]["ae"]["metrics"]["efficiency_at_rate"]["haa4b"]
+    assert details.metrics["ae.gate.verilator.mismatches"] == 0.0
+    assert not any(key.startswith("bdt.") for key in details.metrics)
+    run = registry.client.get_run(details.run_id)
+    assert run.data.params["conditions.tag"] == "Calib_v2"
+    assert run.data.params["tool.conifer"] == "1.11"
+    artifacts = {a.path for a in registry.client.list_artifacts(details.run_id)}
+    assert {"summary.json", "plots", "models", "bundles"} <= artifacts
+    plots = {a.path for a in registry.client.list_artifacts(details.run_id, "plots/ae")}
+    assert plots == {"plots/ae/ae_roc.png", "plots/ae/ae_scores.png", "plots/ae/ae_residuals.png"}
+
+    # Promotion of the worse version is refused with the reason.
+    with pytest.raises(PromotionRefused, match="physics: haa4b efficiency"):
+        registry.promote("ae", 2)
+    ws = str(tmp_path / "ws")
+    assert _cli("models", "promote", "ae", "2", "--workspace", ws) == 2
+    assert "physics" in capsys.readouterr().err
+    assert _cli("models", "promote", "ae", "2", "--force", "--workspace", ws) == 1
+    assert registry.show("ae", "production").version == 1
+
+    # Forced, recorded with who/when/why and what was overridden.
+    assert _cli("models", "promote", "ae", "candidate", "--force", "--reason", "physics validated by hand",
+                "--workspace", ws) == 0
+    forced = registry.show("ae", 2)
+    assert forced.aliases == ["candidate", "production"]
+    assert forced.lineage["forced_promotion"] == "true"
+    assert forced.lineage["forced.reason"] == "physics validated by hand"
+    assert "haa4b" in forced.lineage["forced.overridden"]
+    history = registry.production_history("ae")
+    assert [(h["version"], h["action"]) for h in history] == [(1, "accepted"), (2, "forced")]
+
+    # Rollback restores the first version as production; there is nothing before it.
+    assert _cli("models", "rollback", "ae", "--reason", "rate spike", "--workspace", ws) == 0
+    assert registry.show("ae", "production").version == 1
+    assert "rolled_back" in registry.show("ae", 2).lineage
+    assert registry.production_history("ae")[-1] == {**registry.production_history("ae")[-1], "action": "rollback",
+                                                     "version": 1, "from_version": 2, "reason": "rate spike"}
+    with pytest.raises(RegistryError, match="no earlier production version"):
+        registry.rollback("ae")
+    # The untouched BDT: version 2 failed too, production still 1.
+    assert registry.show("bdt", "production").version == 1
+
+    capsys.readouterr()
+    assert _cli("models", "list", "--json", "--workspace", ws) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed == [
+        {"name": "ae", "latest_version": 2, "aliases": {"candidate": 2, "production": 1}, "versions": 2},
+        {"name": "bdt", "latest_version": 2, "aliases": {"candidate": 2, "production": 1}, "versions": 2},
+    ]
+    assert _cli("models", "show", "ae", "--workspace", ws) == 0
+    shown = capsys.readouterr().out
+    assert "ae version 1  aliases: production" in shown and "rollback" in shown
+    assert _cli("models", "show", "nope", "3", "--workspace", ws) == 1
+    assert "nope version 3 is not in the registry" in capsys.readouterr().err
+
+    previous = registry.production_summary(["ae", "bdt", "unknown"])
+    assert previous is not None and set(previous["models"]) == {"ae", "bdt"}
+    assert previous["models"]["ae"]["version"] == 1
+
+
+def test_gate_and_budget_failures_block_production(tmp_path: Path) -> None:
+    registry = ModelRegistry(workspace=tmp_path / "ws")
+    bad_gate = make_run_folder(tmp_path / "r1", run_id="r1", seed=3, mismatches=7)
+    (version,) = registry.record_run(bad_gate, CRITERIA)
+    assert not version.promoted
+    assert "ghdl" not in version.verdict.reason()
+    assert "verilator 7 of 2000 events differ" in version.verdict.reason()
+    assert registry.show("ae", 1).lineage["gate.verdict"] == "failed"
+    with pytest.raises(RegistryError, match="no version with alias 'production'"):
+        registry.show("ae", "production")
+
+    unmeasured = make_run_folder(tmp_path / "r2", run_id="r2", seed=4, unmeasured=True)
+    (second,) = registry.record_run(unmeasured, CRITERIA)
+    assert {f.name for f in second.verdict.failures} == {"latency", "resources"}
+    assert registry.show("ae", 2).lineage["synthesis.report"] == "not measured"
+
+    big = make_run_folder(tmp_path / "r3", run_id="r3", seed=5, resources={"LUT": 60001, "FF": 1, "DSP": 0, "BRAM": 0})
+    (third,) = registry.record_run(big, CRITERIA)
+    assert third.verdict.reason() == "resources: LUT 60001 over budget 60000"
+    # Promotion re-checks with the criteria recorded at registration, or the ones given.
+    with pytest.raises(PromotionRefused, match="LUT 60001 over budget 60000"):
+        registry.promote("ae", 3)
+    looser = CRITERIA.model_copy(update={"resources": ResourceBudget(LUT=70000)})
+    assert registry.promote("ae", 3, criteria=looser)["action"] == "promoted"
+    assert registry.show("ae", "production").version == 3
+
+
+def test_fetch_bundle_byte_identical(tmp_path: Path) -> None:
+    registry = ModelRegistry(workspace=tmp_path / "ws")
+    run_dir = make_run_folder(tmp_path / "run", seed=6)
+    (version,) = registry.record_run(run_dir, CRITERIA)
+    fetched = registry.fetch("ae", "production", tmp_path / "out")
+    assert fetched.archive.name == "ae-v1.tar.gz"
+    stored = registry.show("ae", 1).lineage["bundle.sha256"]
+    assert fetched.sha256 == stored == hashlib.sha256(fetched.archive.read_bytes()).hexdigest()
+    sources = {"firmware": run_dir / "firmware/ae", "vectors": run_dir / "vectors/ae", "reports": run_dir / "reports/ae"}
+    expected = {
+        f"{key}/{p.relative_to(root).as_posix()}": p.read_bytes()
+        for key, root in sources.items()
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+    got = {p.relative_to(fetched.folder).as_posix(): p.read_bytes() for p in fetched.folder.rglob("*") if p.is_file()}
+    assert got == expected
+    assert len(expected) == 8
+    with pytest.raises(RegistryError, match="already exists"):
+        registry.fetch("ae", 1, tmp_path / "out")
+    # A bundle replaced in the artifact store is caught by its hash.
+    details = registry.show("ae", 1)
+    stored_file = Path(details.source.removeprefix("file://")).parent.parent / "bundles" / "ae" / BUNDLE_FILE
+    assert sha256_file(stored_file) == stored
+    stored_file.write_bytes(stored_file.read_bytes() + b"\0")
+    with pytest.raises(RegistryError, match="corrupt or was replaced"):
+        registry.fetch("ae", 1, tmp_path / "again")
+    assert not (tmp_path / "again" / "ae-v1").exists()
+
+
+_REGISTER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[4])
+    from l1flow.registry.criteria import AcceptanceCriteria
+    from l1flow.registry.store import ModelRegistry
+    go = Path(sys.argv[3])
+    registry = ModelRegistry(workspace=Path(sys.argv[1]))
+    Path(sys.argv[2] + ".ready").write_text("")
+    while not go.exists():
+        time.sleep(0.01)
+    (version,) = registry.record_run(Path(sys.argv[2]), AcceptanceCriteria())
+    print(version.version)
+    """
+)
+
+
+@pytest.mark.slow
+def test_concurrent_registration_loses_nothing(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    runs = [make_run_folder(tmp_path / f"run{i}", run_id=f"parallel-{i}", seed=10 + i) for i in range(2)]
+    go = tmp_path / "go"
+    here = str(Path(__file__).parent)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _REGISTER, str(workspace), str(run), str(go), here],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for run in runs
+    ]
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{run}.ready").exists() for run in runs):
+        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+            for p in procs:
+                p.kill()
+            pytest.fail(f"a registering process stopped before the start signal: {[p.communicate() for p in procs]}")
+        time.sleep(0.05)
+    go.write_text("")
+    outputs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sorted(int(out.strip().splitlines()[-1]) for out, _ in outputs) == [1, 2]
+    registry = ModelRegistry(workspace=workspace)
+    assert registry.versions("ae") == [1, 2]
+    pipeline_runs = {registry.show("ae", v).lineage["pipeline_run"] for v in (1, 2)}
+    assert pipeline_runs == {"parallel-0", "parallel-1"}
+    runs_logged = registry.client.search_runs([registry.experiment_id])
+    assert sorted(r.info.run_name for r in runs_logged) == ["parallel-0", "parallel-1"]
+    assert all(r.info.status == "FINISHED" for r in runs_logged)
