@@ -62,7 +62,7 @@ TOOL_STEPS: dict[str, frozenset[str]] = {
     "yosys": frozenset({"synth"}),
 }
 # build products that must neither be hashed nor staged
-_GENERATED_SUFFIXES = (".so", ".o", ".log", ".pyc")
+_GENERATED_SUFFIXES = (".so", ".o", ".log", ".pyc", ".cf")  # .cf: GHDL work libraries
 
 
 class SynthesisError(RuntimeError):
