@@ -1,0 +1,491 @@
+"""Fast, bit-exact emulation of an hls4ml io_parallel net from its `FirmwareNet`.
+
+Two paths compute the same integers:
+
+- the fast path holds words as float64. Integer products and sums are exact
+  in float64 while magnitudes stay below 2**53; that bound is checked per
+  layer from the input type and the actual weights when the emulator is built,
+  so BLAS dgemm does the integer matrix products and one numba kernel per
+  layer does the accumulator wrap, clamp and the rounding/overflow cast;
+- the exact path uses int64 and `l1flow.firmware.fixed.convert` step by step,
+  exactly in the order the hls4ml templates write it (each product cast to the
+  accumulator, each partial sum cast back). It counts saturations and wraps
+  for the overflow report, and serves any layer whose bound or modes the fast
+  path cannot take (e.g. a saturating accumulator).
+
+An accumulator with WRAP overflow and at least the product's fraction bits
+makes the step-by-step casts a sum modulo 2**W, so the fast path may wrap
+once at the end.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from l1flow.firmware.fixed import (
+    OVERFLOW_MODES,
+    ROUNDING_MODES,
+    FixedType,
+    OverflowCount,
+    convert,
+    product_type,
+    quantize,
+    sum_type,
+    to_float,
+)
+from l1flow.firmware.netgraph import (
+    ActivationLayer,
+    BatchNormLayer,
+    Conv2DLayer,
+    DenseLayer,
+    FirmwareLayer,
+    FirmwareNet,
+    MaxPool2DLayer,
+    ReshapeLayer,
+)
+
+EXACT_FLOAT = 2.0**53
+CHUNK_EVENTS = 16384
+
+
+@dataclass
+class LayerOverflow:
+    """Values of one cast in one layer that hit a saturation rail or wrapped."""
+
+    layer: str
+    stage: str  # "product", "accumulator" or "result"
+    values: int
+    saturated_high: int
+    saturated_low: int
+    wrapped: int
+
+    @property
+    def overflowed(self) -> int:
+        return self.saturated_high + self.saturated_low + self.wrapped
+
+
+# ---------------------------------------------------------------------------
+# numba kernel: y * col_scale + col_offset, optional accumulator wrap and relu
+# clamp, then the cast to the result type. Everything is an exact integer in
+# float64 (bounds checked by the caller).
+# ---------------------------------------------------------------------------
+
+
+@numba.njit(cache=True, inline="always")
+def _cast_scalar(v, down, up, qmode, omode, lo, hi, modulus):  # type: ignore[no-untyped-def]
+    if down != 1.0:
+        s = v * down
+        q = np.floor(s)
+        r = s - q
+        half = r >= 0.5
+        rest = (r != 0.0) and (r != 0.5)
+        neg = v < 0.0
+        inc = False
+        if qmode == 1:  # TRN_ZERO
+            inc = neg and (half or rest)
+        elif qmode == 2:  # RND
+            inc = half
+        elif qmode == 3:  # RND_ZERO
+            inc = half and (neg or rest)
+        elif qmode == 4:  # RND_MIN_INF
+            inc = half and rest
+        elif qmode == 5:  # RND_INF
+            inc = half and ((not neg) or rest)
+        elif qmode == 6:  # RND_CONV
+            inc = half and ((q - 2.0 * np.floor(q * 0.5)) != 0.0 or rest)
+        v = q + 1.0 if inc else q
+    else:
+        v = v * up
+    if omode == 0:  # WRAP
+        if v > hi or v < lo:
+            v = v - modulus * np.floor((v - lo) / modulus)
+        return v
+    if omode == 3 and v == lo and lo < 0.0:  # SAT_SYM moves the most negative word
+        return -hi
+    if v > hi:
+        return 0.0 if omode == 2 else hi
+    if v < lo:
+        if omode == 2:
+            return 0.0
+        return -hi if (omode == 3 and lo < 0.0) else lo
+    return v
+
+
+@numba.njit(cache=True, parallel=True)
+def _epilogue(y, col_scale, col_offset, acc_wrap, acc_lo, acc_modulus, relu, down, up, qmode, omode, lo, hi, modulus, out):  # type: ignore[no-untyped-def]
+    rows, cols = y.shape
+    for i in numba.prange(rows):
+        for j in range(cols):
+            v = y[i, j] * col_scale[j] + col_offset[j]
+            if acc_wrap:
+                v = v - acc_modulus * np.floor((v - acc_lo) / acc_modulus)
+            if relu and v < 0.0:
+                v = 0.0
+            out[i, j] = _cast_scalar(v, down, up, qmode, omode, lo, hi, modulus)
+
+
+@dataclass(frozen=True)
+class _Cast:
+    """Parameters of one cast from words with `src_frac` fraction bits to `dst`."""
+
+    down: float
+    up: float
+    qmode: int
+    omode: int
+    lo: float
+    hi: float
+    modulus: float
+
+    @classmethod
+    def between(cls, src_frac: int, dst: FixedType) -> _Cast:
+        shift = src_frac - dst.frac
+        return cls(
+            down=2.0**-shift if shift > 0 else 1.0,
+            up=2.0 ** (-shift) if shift < 0 else 1.0,
+            qmode=ROUNDING_MODES.index(dst.rounding),
+            omode=OVERFLOW_MODES.index(dst.overflow),
+            lo=float(dst.min_word),
+            hi=float(dst.max_word),
+            modulus=float(2**dst.width),
+        )
+
+
+def _run_epilogue(
+    y: np.ndarray,
+    col_scale: np.ndarray,
+    col_offset: np.ndarray,
+    cast: _Cast,
+    relu: bool = False,
+    acc: FixedType | None = None,
+) -> np.ndarray:
+    out = np.empty_like(y)
+    _epilogue(
+        y,
+        col_scale,
+        col_offset,
+        acc is not None,
+        float(acc.min_word) if acc is not None else 0.0,
+        float(2**acc.width) if acc is not None else 1.0,
+        relu,
+        cast.down,
+        cast.up,
+        cast.qmode,
+        cast.omode,
+        cast.lo,
+        cast.hi,
+        cast.modulus,
+        out,
+    )
+    return out
+
+
+def _max_abs(t: FixedType) -> int:
+    return max(abs(t.min_word), abs(t.max_word))
+
+
+# ---------------------------------------------------------------------------
+# exact int64 helpers shared by dense and convolution
+# ---------------------------------------------------------------------------
+
+
+def _windows(x: np.ndarray, shape: tuple[int, int, int], kernel: tuple[int, int], strides: tuple[int, int],
+             padding: tuple[int, int, int, int], pad_value: float | int) -> np.ndarray:
+    """(events, out_h, out_w, kh, kw, channels) windows of channels-last images."""
+    h, w, c = shape
+    images = x.reshape(-1, h, w, c)
+    top, bottom, left, right = padding
+    if any(padding):
+        images = np.pad(images, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=pad_value)
+    view = np.lib.stride_tricks.sliding_window_view(images, kernel, axis=(1, 2))
+    view = view[:, :: strides[0], :: strides[1]]  # (n, oh, ow, c, kh, kw)
+    return view.transpose(0, 1, 2, 4, 5, 3)
+
+
+def _accumulate_exact(
+    name: str,
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    input_type: FixedType,
+    weight_type: FixedType,
+    bias_type: FixedType,
+    acc: FixedType,
+    counters: dict[str, OverflowCount],
+) -> np.ndarray:
+    """nnet::dense_latency in int64: x (rows, n_in) @ weight (n_in, n_out) + bias -> accum words."""
+    prod_t = product_type(input_type, weight_type)
+    acc_bias = convert(bias, bias_type, acc)
+    wrap_exact = acc.overflow == "WRAP" and acc.frac >= prod_t.frac
+    bound = float(_max_abs(input_type)) * float(np.abs(weight).sum(axis=0).max(initial=0)) * 2.0 ** (acc.frac - prod_t.frac)
+    if wrap_exact and bound + _max_abs(acc) < 2.0**62:
+        # Modular accumulation: one exact sum, then one wrap (counted).
+        total = (x @ weight) * np.int64(2 ** (acc.frac - prod_t.frac)) + acc_bias
+        return convert(total, FixedType(64, 64 - acc.frac), acc, counters["accumulator"])
+    total = np.broadcast_to(acc_bias, (x.shape[0], weight.shape[1])).copy()
+    step_t = sum_type(acc, acc)
+    for i in range(weight.shape[0]):
+        products = x[:, i : i + 1] * weight[i][None, :]
+        total = convert(total + convert(products, prod_t, acc, counters["product"]), step_t, acc, counters["accumulator"])
+    return total
+
+
+# ---------------------------------------------------------------------------
+# layer steps
+# ---------------------------------------------------------------------------
+
+
+class _Step(ABC):
+    """One layer: `fast` on float64 words (when `fast_ok`), `exact` on int64 words with counters."""
+
+    name: str
+    fast_ok: bool
+
+    @abstractmethod
+    def fast(self, x: np.ndarray) -> np.ndarray:
+        """Float64 words in, float64 words out."""
+
+    @abstractmethod
+    def exact(self, x: np.ndarray, counters: dict[str, OverflowCount]) -> np.ndarray:
+        """Int64 words in, int64 words out; casts counted into `counters`."""
+
+
+class _MatmulStep(_Step):
+    """Dense or Conv2D: integer dgemm, bias, accumulator wrap, cast to result."""
+
+    def __init__(self, layer: DenseLayer | Conv2DLayer, relu: bool = False) -> None:
+        self.layer = layer
+        self.name = layer.name
+        k = int(np.prod(layer.weight.shape[:-1]))
+        self.weight_int = layer.weight.reshape(k, layer.weight.shape[-1]).astype(np.int64)
+        self.weight_f = self.weight_int.astype(np.float64)
+        prod_t = product_type(layer.input_type, layer.weight_type)
+        acc = layer.accum_type
+        self.acc_shift = acc.frac - prod_t.frac
+        acc_bias = convert(layer.bias, layer.bias_type, acc)
+        self.col_scale = np.full(self.weight_int.shape[1], 2.0**self.acc_shift)
+        self.col_offset = acc_bias.astype(np.float64)
+        column_sums = np.abs(self.weight_int).sum(axis=0).max(initial=0)
+        bound = float(_max_abs(layer.input_type)) * float(column_sums) * 2.0**max(self.acc_shift, 0)
+        bound += float(np.abs(acc_bias).max(initial=0))
+        self.cast = _Cast.between(acc.frac, layer.result_type)
+        up_bound = float(_max_abs(acc)) * self.cast.up
+        self.fast_ok = (
+            acc.overflow == "WRAP"
+            and self.acc_shift >= 0
+            and bound < EXACT_FLOAT
+            and up_bound < EXACT_FLOAT
+            and acc.width <= 52
+        )
+
+    def _columns(self, x: np.ndarray) -> np.ndarray:
+        layer = self.layer
+        if isinstance(layer, Conv2DLayer):
+            win = _windows(x, layer.input_shape, layer.weight.shape[:2], layer.strides, layer.padding, 0)
+            return win.reshape(-1, self.weight_int.shape[0])
+        return x
+
+    def fast(self, x: np.ndarray) -> np.ndarray:
+        y = self._columns(x) @ self.weight_f
+        out = _run_epilogue(y, self.col_scale, self.col_offset, self.cast, acc=self.layer.accum_type)
+        return out.reshape(x.shape[0], -1)
+
+    def exact(self, x: np.ndarray, counters: dict[str, OverflowCount]) -> np.ndarray:
+        layer = self.layer
+        acc = _accumulate_exact(
+            self.name, self._columns(x), self.weight_int, layer.bias, layer.input_type,
+            layer.weight_type, layer.bias_type, layer.accum_type, counters,
+        )
+        out = convert(acc, layer.accum_type, layer.result_type, counters["result"])
+        return out.reshape(x.shape[0], -1)
+
+
+class _ActivationStep(_Step):
+    def __init__(self, layer: ActivationLayer) -> None:
+        self.layer = layer
+        self.name = layer.name
+        self.relu = layer.activation == "relu"
+        self.cast = _Cast.between(layer.input_type.frac, layer.result_type)
+        self.fast_ok = float(_max_abs(layer.input_type)) * self.cast.up < EXACT_FLOAT
+        n = int(np.prod(layer.output_shape))
+        self.ones = np.ones(n)
+        self.zeros = np.zeros(n)
+
+    def fast(self, x: np.ndarray) -> np.ndarray:
+        return _run_epilogue(x, self.ones, self.zeros, self.cast, relu=self.relu)
+
+    def exact(self, x: np.ndarray, counters: dict[str, OverflowCount]) -> np.ndarray:
+        if self.relu:
+            x = np.maximum(x, 0)
+        return convert(x, self.layer.input_type, self.layer.result_type, counters["result"])
+
+
+class _BatchNormStep(_Step):
+    def __init__(self, layer: BatchNormLayer) -> None:
+        self.layer = layer
+        self.name = layer.name
+        n = int(np.prod(layer.output_shape))
+        reps = n // len(layer.scale)
+        # per channel (last axis) when the scale is shorter than the tensor
+        self.scale = np.tile(layer.scale, reps).astype(np.int64)
+        self.bias = np.tile(layer.bias, reps).astype(np.int64)
+        prod_t = product_type(layer.input_type, layer.scale_type)
+        self.sum_t = sum_type(prod_t, layer.bias_type)
+        self.prod_shift = self.sum_t.frac - prod_t.frac
+        self.bias_shift = self.sum_t.frac - layer.bias_type.frac
+        self.col_scale = self.scale * 2.0**self.prod_shift
+        self.col_offset = self.bias * 2.0**self.bias_shift
+        self.cast = _Cast.between(self.sum_t.frac, layer.result_type)
+        bound = float(_max_abs(layer.input_type)) * float(np.abs(self.col_scale).max(initial=0))
+        bound += float(np.abs(self.col_offset).max(initial=0))
+        self.fast_ok = bound < EXACT_FLOAT and bound * self.cast.up < EXACT_FLOAT
+        if self.sum_t.width > 62:
+            raise ValueError(f"layer {self.name!r}: x * scale + bias needs {self.sum_t.width} bits, more than int64 holds")
+
+    def fast(self, x: np.ndarray) -> np.ndarray:
+        return _run_epilogue(x, self.col_scale, self.col_offset, self.cast)
+
+    def exact(self, x: np.ndarray, counters: dict[str, OverflowCount]) -> np.ndarray:
+        total = (x * self.scale) * np.int64(2**self.prod_shift) + self.bias * np.int64(2**self.bias_shift)
+        return convert(total, self.sum_t, self.layer.result_type, counters["result"])
+
+
+class _MaxPoolStep(_Step):
+    def __init__(self, layer: MaxPool2DLayer) -> None:
+        self.layer = layer
+        self.name = layer.name
+        self.to_accum = _Cast.between(layer.input_type.frac, layer.accum_type)
+        self.to_result = _Cast.between(layer.accum_type.frac, layer.result_type)
+        n = int(np.prod(layer.output_shape))
+        self.ones = np.ones(n)
+        self.zeros = np.zeros(n)
+        self.fast_ok = max(self.to_accum.up, self.to_result.up) * _max_abs(layer.input_type) < EXACT_FLOAT
+
+    def fast(self, x: np.ndarray) -> np.ndarray:
+        pooled = _run_epilogue(self._pool(x), self.ones, self.zeros, self.to_accum)
+        return _run_epilogue(pooled, self.ones, self.zeros, self.to_result)
+
+    def _pool(self, x: np.ndarray) -> np.ndarray:
+        layer = self.layer
+        win = _windows(x, layer.input_shape, layer.pool_size, layer.strides, layer.padding, layer.input_type.min_word)
+        return win.max(axis=(3, 4)).reshape(x.shape[0], -1)
+
+    def exact(self, x: np.ndarray, counters: dict[str, OverflowCount]) -> np.ndarray:
+        layer = self.layer
+        pooled = convert(self._pool(x), layer.input_type, layer.accum_type, counters["accumulator"])
+        return convert(pooled, layer.accum_type, layer.result_type, counters["result"])
+
+
+class _ReshapeStep(_Step):
+    def __init__(self, layer: ReshapeLayer) -> None:
+        self.name = layer.name
+        self.fast_ok = True
+
+    def fast(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def exact(self, x: np.ndarray, counters: dict[str, OverflowCount]) -> np.ndarray:
+        return x
+
+
+def _make_step(layer: FirmwareLayer) -> _Step:
+    if isinstance(layer, (DenseLayer, Conv2DLayer)):
+        return _MatmulStep(layer)
+    if isinstance(layer, ActivationLayer):
+        return _ActivationStep(layer)
+    if isinstance(layer, BatchNormLayer):
+        return _BatchNormStep(layer)
+    if isinstance(layer, MaxPool2DLayer):
+        return _MaxPoolStep(layer)
+    if isinstance(layer, ReshapeLayer):
+        return _ReshapeStep(layer)
+    raise TypeError(f"no emulation for layer {layer!r}")
+
+
+def _new_counters() -> dict[str, OverflowCount]:
+    return {"product": OverflowCount(), "accumulator": OverflowCount(), "result": OverflowCount()}
+
+
+class NNEmulator:
+    """Bit-exact emulation of `net` (same words as ``hls_model.predict``)."""
+
+    def __init__(self, net: FirmwareNet, chunk_events: int = CHUNK_EVENTS) -> None:
+        self.net = net
+        self.chunk_events = chunk_events
+        self.steps = [_make_step(layer) for layer in net.layers]
+
+    def quantize_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Input words for real inputs, as the C++ top level casts doubles to the input type."""
+        x = np.asarray(x, dtype=np.float64)
+        return quantize(self._flat(x, "inputs"), self.net.input.type)
+
+    def _flat(self, x: np.ndarray, what: str) -> np.ndarray:
+        n_in = self.net.n_inputs
+        if x.ndim == 1 and x.size == n_in:
+            x = x[None, :]
+        if x.ndim < 2 or int(np.prod(x.shape[1:])) != n_in:
+            raise ValueError(
+                f"{what} have shape {x.shape}; the net's input {self.net.input.name} needs "
+                f"(events, {', '.join(map(str, self.net.input.shape))}) = {n_in} values per event"
+            )
+        return x.reshape(len(x), n_in)
+
+    def predict_words(self, input_words: np.ndarray) -> np.ndarray:
+        """Output words (events, n_out) for input words (events, n_in) of the input type."""
+        words = self._flat(np.asarray(input_words), "input words").astype(np.int64, copy=False)
+        t = self.net.input.type
+        if words.size and (words.min() < t.min_word or words.max() > t.max_word):
+            raise ValueError(
+                f"input words span [{words.min()}, {words.max()}] but the input type {t} "
+                f"holds [{t.min_word}, {t.max_word}]"
+            )
+        out = np.empty((len(words), self.net.n_outputs), dtype=np.int64)
+        for start in range(0, len(words), self.chunk_events):
+            out[start : start + self.chunk_events] = self._forward(words[start : start + self.chunk_events])
+        return out
+
+    def _forward(self, words: np.ndarray) -> np.ndarray:
+        fast = True
+        x: np.ndarray = words.astype(np.float64)
+        counters = _new_counters()
+        for step in self.steps:
+            if step.fast_ok:
+                if not fast:
+                    x = x.astype(np.float64)
+                    fast = True
+                x = step.fast(x)
+            else:
+                if fast:
+                    x = x.astype(np.int64)
+                    fast = False
+                x = step.exact(x, counters)
+        return x.astype(np.int64) if fast else x
+
+    def predict_words_exact(self, input_words: np.ndarray) -> np.ndarray:
+        """The same words through the int64 step-by-step path only (a cross-check)."""
+        words = self._flat(np.asarray(input_words), "input words").astype(np.int64)
+        for step in self.steps:
+            words = step.exact(words, _new_counters())
+        return words
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Real outputs for real inputs (what ``hls_model.predict`` returns for float64)."""
+        return to_float(self.predict_words(self.quantize_inputs(x)), self.net.output.type)
+
+    def overflow_report(self, input_words: np.ndarray) -> list[LayerOverflow]:
+        """Per layer and cast: how many values saturated or wrapped on this sample."""
+        words = self._flat(np.asarray(input_words), "input words").astype(np.int64)
+        report: list[LayerOverflow] = []
+        for step in self.steps:
+            counters = _new_counters()
+            words = step.exact(words, counters)
+            for stage, count in counters.items():
+                if count.values:
+                    report.append(
+                        LayerOverflow(step.name, stage, count.values, count.saturated_high,
+                                      count.saturated_low, count.wrapped)
+                    )
+        return report
