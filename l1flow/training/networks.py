@@ -195,7 +195,9 @@ def build_cicada_student(spec: CicadaSpec, n_inputs: int) -> keras.Model:
     """Dense student on the flattened grid; its single output regresses the teacher's log score."""
     inputs, x = _input(n_inputs, spec.input_quantizer)
     x = _dense_stack(x, spec.student, "dense")
-    last = spec.student[-1]
-    out_layer = DenseLayerSpec(units=1, weights=last.weights, biases=last.biases, activation=spec.student_output)
+    # The output bias carries the mean log score (far outside a hidden layer's
+    # bias range), so it gets the output's quantizer.
+    out_layer = DenseLayerSpec(units=1, weights=spec.student[-1].weights, biases=spec.student_output,
+                               activation=spec.student_output)
     outputs = _linear(x, out_layer, "score")
     return keras.Model(inputs, outputs, name=spec.name)

@@ -183,7 +183,7 @@ def _train_network(spec: Any, train: EventSample, validation: EventSample, start
         vae.compile(optimizer=networks.optimizer(spec.optimizer), loss=networks.masked_mse_loss(presence))
         model.history = _fit(vae, spec, x_train, x_train, (x_val, x_val), spec.epochs)
     else:
-        model.history = _train_cicada_pair(spec, model, x_train, x_val)
+        model.history = _train_cicada_pair(spec, model, x_train, x_val, warm=start is not None)
     return model
 
 
@@ -196,7 +196,8 @@ def cicada_teacher_log_score(model: TrainedModel, inputs: np.ndarray) -> np.ndar
     return np.log(np.maximum(mse, _LOG_FLOOR))
 
 
-def _train_cicada_pair(spec: CicadaSpec, model: TrainedModel, x_train: np.ndarray, x_val: np.ndarray) -> dict[str, list[float]]:
+def _train_cicada_pair(spec: CicadaSpec, model: TrainedModel, x_train: np.ndarray, x_val: np.ndarray,
+                       warm: bool) -> dict[str, list[float]]:
     teacher = model.companions["teacher"]
     shape = (-1, *teacher.input_shape[1:3], 1)
     teacher.compile(optimizer=networks.optimizer(spec.optimizer), loss="mse")
@@ -205,6 +206,11 @@ def _train_cicada_pair(spec: CicadaSpec, model: TrainedModel, x_train: np.ndarra
     target_train = cicada_teacher_log_score(model, x_train)
     target_val = cicada_teacher_log_score(model, x_val)
     student = model.firmware_model
+    if not warm:
+        # Start the output at the mean target so training fits the shape, not the offset.
+        output = student.get_layer("score")
+        kernel, bias = output.get_weights()
+        output.set_weights([kernel, np.full_like(bias, np.mean(target_train))])
     student.compile(optimizer=networks.optimizer(spec.optimizer), loss="mse")
     history = _fit(student, spec, x_train, target_train, (x_val, target_val), spec.epochs)
     history.update({f"teacher_{k}": v for k, v in teacher_history.items()})
