@@ -9,7 +9,7 @@
 // harness_ports.h from the top module's port list by l1flow.hardware.hls_verilog.
 //
 // Each clock: inputs of the next event are presented with ap_start and the
-// input ap_vld high; before the rising edge the handshake is sampled (an
+// input ap_vld high (the last event repeats until every output is out); before the rising edge the handshake is sampled (an
 // event is taken when ap_ready is high; an output word is captured when its
 // ap_vld, or ap_done for ports without one, is high), then the edge is applied.
 #include <cstdint>
@@ -107,14 +107,12 @@ int simulate_block(const int64_t *in, int64_t *out, std::size_t events) {
         for (std::size_t c : captured) complete = complete && c >= events;
         if (complete) break;
         dut->ap_clk = 0;
-        if (next_in < events) {
-            drive_inputs(dut.get(), in + next_in * N_IN);
-            set_input_valid(dut.get(), 1);
-            dut->ap_start = 1;
-        } else {
-            set_input_valid(dut.get(), 0);
-            dut->ap_start = 0;
-        }
+        // After the last event, keep presenting it: a stall (non-flushable) pipeline
+        // only moves when a new input enters; outputs beyond `events` are ignored.
+        std::size_t shown = next_in < events ? next_in : events - 1;
+        drive_inputs(dut.get(), in + shown * N_IN);
+        set_input_valid(dut.get(), 1);
+        dut->ap_start = 1;
         dut->eval();
         bool progress = capture_outputs(dut.get(), out, captured.data(), events);
         if (next_in < events && dut->ap_ready) {

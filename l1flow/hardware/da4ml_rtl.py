@@ -424,6 +424,7 @@ VERILATOR_OPTIONS = (
     "--x-assign", "fast",
     "--x-initial", "fast",
     "--noassert",
+    "--no-timing",  # HLS Verilog initialises registers with `#0` delays
     "-Wno-fatal",
     "-Wno-lint",
     "-Wno-style",
