@@ -25,7 +25,6 @@ digests), so it does not depend on timestamps, owners or the tar format.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -244,11 +243,17 @@ class ArtifactStore:
     def get_file(self, digest: str, dest: str | Path) -> Path:
         """Write a stored file to ``dest`` (atomically); return ``dest``."""
         dest = Path(dest)
+        if self.info(digest)["kind"] != "file":
+            raise ArtifactError(f"object {digest} is a folder; fetch it with get_tree")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        data = self.get_bytes(digest)
         tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, dest)
+        try:
+            self.fs.get_file(self._object_key(digest), str(tmp))
+            if file_digest(tmp) != digest:
+                raise ArtifactError(f"object {digest} in {self.root_url} is corrupt (content does not match its digest)")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
         return dest
 
     def get_tree(self, digest: str, dest: str | Path) -> Path:
@@ -268,12 +273,13 @@ class ArtifactStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
         try:
-            data = self.fs.cat_file(self._object_key(digest))
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-                members = tar.getmembers()
-                for member in members:
+            # streamed member by member: a multi-GB project never sits in memory
+            with self.fs.open(self._object_key(digest), "rb") as handle, tarfile.open(
+                fileobj=handle, mode="r|"
+            ) as tar:
+                for member in tar:
                     _check_member(member, digest)
-                tar.extractall(staging, members=members, filter="data")
+                    tar.extract(member, staging, filter="data")
             if tree_digest(staging) != digest:
                 raise ArtifactError(
                     f"object {digest} in {self.root_url} is corrupt (unpacked files do not match its digest)"

@@ -181,3 +181,30 @@ def test_fsspec_memory_url(tmp_path: Path) -> None:
     store.set_ref("synthesis/job-1", digest)
     out = store.get_tree(store.get_ref("synthesis/job-1") or "", tmp_path / "out")
     assert tree_digest(out) == digest
+
+
+def _publish_many(root: str, project: str, rounds: int) -> list[str]:
+    store = ArtifactStore(root)
+    digests = []
+    for i in range(rounds):
+        digests.append(store.put_tree(project))
+        result = store.put_bytes(f"result of round {i}".encode())
+        store.set_ref("synthesis/same-job", result)
+    return digests
+
+
+def test_concurrent_publishers_do_not_clobber_each_other(tmp_path: Path) -> None:
+    """Two runs publishing the same project and racing on one ref: every read sees a complete object."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    project = _project(tmp_path / "project")
+    root = str(tmp_path / "store")
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(_publish_many, [root, root], [str(project)] * 2, [20, 20]))
+    expected = tree_digest(project)
+    assert all(digest == expected for run in results for digest in run)
+    store = ArtifactStore(root)
+    ref = store.get_ref("synthesis/same-job")
+    assert ref is not None and store.get_bytes(ref).startswith(b"result of round ")
+    assert tree_digest(store.get_tree(expected, tmp_path / "out")) == expected
+    assert not any((tmp_path / "store" / "tmp").iterdir())  # no leftovers of the race
