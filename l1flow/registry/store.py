@@ -598,7 +598,17 @@ class ModelRegistry:
             if version is None:
                 continue
             block = dict(self._summary_of(name, version))
+            record = self._model_version(name, version)
             block["version"] = version
+            last_run = record.tags.get(TAG + "conditions.iov.last_run", "open")
+            first_run = record.tags.get(TAG + "conditions.iov.first_run", "")
+            block["conditions"] = {
+                "tag": record.tags.get(TAG + "conditions.tag", ""),
+                "iov": {
+                    "first_run": int(first_run) if first_run.isdigit() else first_run,
+                    "last_run": int(last_run) if last_run.isdigit() else None,
+                },
+            }
             models[name] = block
         return {"label": "production", "models": models} if models else None
 
