@@ -22,6 +22,7 @@ workers can clone), never from a Docker image.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -54,14 +55,18 @@ LOST_WORKER_AUTOMATION = "l1flow: requeue synthesis runs that lost their worker"
 #: heartbeats come every PREFECT_FLOWS_HEARTBEAT_FREQUENCY s (at least 30); two missed = lost
 DEFAULT_LOST_AFTER = timedelta(seconds=75)
 
-#: parameters of a retrain run, filled from the `l1flow.conditions.changed` event
-#: (single-expression templates keep their JSON type: the IOV bounds stay ints)
-RETRAIN_PARAMETERS: dict[str, str] = {
+#: parameters of a retrain run of `flows/pipeline.py:l1flow_pipeline`, filled from the
+#: `l1flow.conditions.changed` event: the config, overrides that point it at the new IOV
+#: (config fields conditions.tag / run / store), and the whole payload as `trigger`
+#: (a single-expression template keeps its JSON type: the payload arrives as a dict)
+RETRAIN_PARAMETERS: dict[str, Any] = {
     "config_path": "{{ event.payload.config_path }}",
-    "conditions_tag": "{{ event.payload.tag }}",
-    "conditions_since_run": "{{ event.payload.iov.since_run }}",
-    "conditions_until_run": "{{ event.payload.iov.until_run }}",
-    "reason": "{{ event.payload.reason }}",
+    "overrides": [
+        "conditions.tag={{ event.payload.tag }}",
+        "conditions.run={{ event.payload.iov.first_run }}",
+        "conditions.store={{ event.payload.conditions_db }}",
+    ],
+    "trigger": "{{ event.payload }}",
 }
 
 
@@ -199,12 +204,12 @@ def control_deployments(
             **(watch_parameters or {}),
         },
         description="Compare the latest conditions IOV with what production was trained on",
+        concurrency_limit=1,  # two looks at once could both announce the same IOV
         tags=["l1flow", "conditions"],
         **schedule,
     )
     retrain = Flow.from_source(str(root), entrypoint=retrain_entrypoint)
-    accepted = set(retrain.parameters.properties)
-    missing = {"config_path", "conditions_tag", "conditions_since_run"} - accepted
+    missing = set(RETRAIN_PARAMETERS) - set(retrain.parameters.properties)
     if missing:
         raise ValueError(
             f"the retrain flow {retrain_entrypoint} lacks parameter(s) {sorted(missing)}; it must accept "
@@ -218,7 +223,7 @@ def control_deployments(
                 name="l1flow: retrain when the conditions change",
                 expect={CONDITIONS_EVENT},
                 match={"prefect.resource.id": "l1flow.conditions.*"},
-                parameters={k: v for k, v in RETRAIN_PARAMETERS.items() if k in accepted},
+                parameters=copy.deepcopy(RETRAIN_PARAMETERS),
             )
         ],
         description="Retrain, convert and verify for new detector conditions",

@@ -17,17 +17,14 @@ from prefect import flow, get_run_logger
 from prefect.events import emit_event
 from prefect.variables import Variable
 
-from l1flow.service.watch import (
-    ConditionsChange,
-    WatchBaseline,
-    decide,
-)
+from l1flow.conditions.payload import ConditionsPayload
+from l1flow.service.watch import AnnouncedIov, ConditionsChange, TrainedConditions, decide, production_conditions
 
 CONDITIONS_EVENT = "l1flow.conditions.changed"
 
 
-def baseline_variable(tag: str) -> str:
-    """Prefect variable holding the last conditions announced for ``tag`` (names: lowercase, _)."""
+def announced_variable(tag: str) -> str:
+    """Prefect variable holding the last IOV announced for ``tag`` (variable names: lowercase, _)."""
     return "l1flow_watch_" + "".join(c if c.isalnum() else "_" for c in tag.lower())
 
 
@@ -39,7 +36,7 @@ def announce(change: ConditionsChange) -> str:
             "prefect.resource.id": f"l1flow.conditions.{change.tag}",
             "prefect.resource.name": change.tag,
             "l1flow.conditions.tag": change.tag,
-            "l1flow.conditions.since_run": str(change.since_run),
+            "l1flow.conditions.first_run": str(change.first_run),
         },
         payload=change.to_payload(),
     )
@@ -55,22 +52,35 @@ def watch_conditions(
     conditions_db: str,
     conditions_tag: str,
     config_path: str,
+    registry_workspace: str | None = None,
+    model_name: str | None = None,
+    tracking_uri: str | None = None,
     reference_sample: str | None = None,
     recent_sample: str | None = None,
 ) -> dict[str, Any]:
-    """Compare the latest IOV of ``conditions_tag`` with the baseline; announce a change.
+    """Compare the latest IOV of ``conditions_tag`` with production's; announce a change.
 
-    ``reference_sample`` / ``recent_sample``: HDF5 event samples (the training
-    sample and one recorded recently) for drift detection; both or neither.
+    ``registry_workspace`` / ``model_name`` (/ ``tracking_uri``): where the
+    production model's conditions are recorded; without them, the last
+    announced IOV stands for what was trained. ``reference_sample`` /
+    ``recent_sample``: HDF5 event samples (the training sample and a recent
+    one) for drift detection; both or neither.
     """
     logger = get_run_logger()
-    stored = Variable.get(baseline_variable(conditions_tag), default=None)
-    baseline = WatchBaseline.from_dict(stored) if stored else None
+    stored = Variable.get(announced_variable(conditions_tag), default=None)
+    announced = AnnouncedIov.from_dict(stored) if stored else None
+    trained = None
+    if registry_workspace and model_name:
+        trained = production_conditions(conditions_db, registry_workspace, model_name, tracking_uri)
+    elif announced is not None:
+        trained_payload = ConditionsPayload.model_validate(announced.payload)
+        trained = TrainedConditions(trained_payload, f"the IOV announced from run {announced.first_run}")
     outcome = decide(
         conditions_db=conditions_db,
         tag=conditions_tag,
         config_path=config_path,
-        baseline=baseline,
+        trained=trained,
+        announced=announced,
         reference_sample=reference_sample,
         recent_sample=recent_sample,
     )
@@ -80,6 +90,6 @@ def watch_conditions(
         result["event_id"] = announce(outcome.change)
         result["change"] = outcome.change.to_payload()
         # remember what was announced, so the next look does not announce it again
-        Variable.set(baseline_variable(conditions_tag), outcome.change.baseline().to_dict(), overwrite=True)
-        logger.info("emitted %s for %s from run %d", CONDITIONS_EVENT, outcome.change.tag, outcome.change.since_run)
+        Variable.set(announced_variable(conditions_tag), outcome.change.announced().to_dict(), overwrite=True)
+        logger.info("emitted %s for %s from run %d", CONDITIONS_EVENT, outcome.change.tag, outcome.change.first_run)
     return result

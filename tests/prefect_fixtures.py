@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -228,12 +229,12 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
 @flow(name="tiny_retrain")
 def tiny_retrain(
     config_path: str,
-    conditions_tag: str | None = None,
-    conditions_since_run: int | None = None,
-    conditions_until_run: int | None = None,
-    reason: str = "",
-) -> dict[str, object]:
-    """Record the parameters it got; submit the config's synthesis job to the pool, as the pipeline would.
+    overrides: list[str] | None = None,
+    workspace: str | None = None,
+    trigger: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Stand-in for ``l1flow_pipeline`` (same parameters): record them, and submit the
+    config's synthesis job to the pool as the pipeline's synthesis step would.
 
     The config is JSON: ``{"synthesis_job": <job file>, "store": <artifact store URL>}`` (both optional).
     """
@@ -243,13 +244,7 @@ def tiny_retrain(
     from l1flow.synthesis.job import SynthesisJob
 
     config = json.loads(Path(config_path).read_text())
-    record: dict[str, object] = {
-        "config_path": config_path,
-        "conditions_tag": conditions_tag,
-        "conditions_since_run": conditions_since_run,
-        "conditions_until_run": conditions_until_run,
-        "reason": reason,
-    }
+    record: dict[str, Any] = {"config_path": config_path, "overrides": overrides, "trigger": trigger}
     if config.get("synthesis_job"):
         job_file = Path(config["synthesis_job"])
         job = SynthesisJob.load(job_file)
@@ -257,6 +252,7 @@ def tiny_retrain(
         submission = submit(job, ArtifactStore(config["store"]))
         record["synthesis_flow_run_id"] = submission.flow_run_id
         record["synthesis_job_hash"] = submission.job_hash
-    out = Path(config_path).with_name(f"retrained-{conditions_tag}-{conditions_since_run}.json")
-    out.write_text(json.dumps(record))
+    tag = (trigger or {}).get("tag", "none")
+    first_run = ((trigger or {}).get("iov") or {}).get("first_run", 0)
+    Path(config_path).with_name(f"retrained-{tag}-{first_run}.json").write_text(json.dumps(record))
     return record

@@ -62,10 +62,11 @@ def test_conditions_event_starts_retrain_with_event_parameters(
 
     change = ConditionsChange(
         tag="EventTest_v1",
-        since_run=381200,
-        until_run=None,
+        first_run=381200,
+        last_run=None,
         reason="calibration.jet changed by 0.08 (tolerance 0.02)",
         config_path=str(config),
+        conditions_db="/data/conditions.sqlite",
         payload={"mean_pileup": 60.0},
         changes=["calibration.jet"],
     )
@@ -74,10 +75,12 @@ def test_conditions_event_starts_retrain_with_event_parameters(
     assert len(runs) == 1  # type: ignore[arg-type]
     assert runs[0].parameters == {  # type: ignore[index]
         "config_path": str(config),
-        "conditions_tag": "EventTest_v1",
-        "conditions_since_run": 381200,  # an int, not the string "381200"
-        "conditions_until_run": None,
-        "reason": "calibration.jet changed by 0.08 (tolerance 0.02)",
+        "overrides": [
+            "conditions.tag=EventTest_v1",
+            "conditions.run=381200",
+            "conditions.store=/data/conditions.sqlite",
+        ],
+        "trigger": change.to_payload(),  # the whole payload, as a dict: iov.first_run is still an int
     }
     # an event for another resource kind does not start a retrain
     from prefect.events import emit_event
@@ -88,7 +91,7 @@ def test_conditions_event_starts_retrain_with_event_parameters(
     time.sleep(5)  # give a wrongly matched event time to show up as a third run
     runs = _runs_of("tiny_retrain/retrain")
     assert len(runs) == 2
-    assert {run.parameters["conditions_since_run"] for run in runs} == {381200}
+    assert {run.parameters["trigger"]["iov"]["first_run"] for run in runs} == {381200}
 
 
 def test_retrain_flow_without_event_parameters_is_refused(tmp_path: Path) -> None:
