@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,9 +18,28 @@ from l1flow.registry.bundle import BUNDLE_FILE, sha256_file
 from l1flow.registry.cli import add_commands
 from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
 from l1flow.registry.store import ModelRegistry, PromotionRefused, RegistryError
+from l1flow.report import render_report
 from test_registry_runfolders import make_run_folder
 
 CRITERIA = AcceptanceCriteria(efficiency_tolerance=0.01, max_latency_ns=50.0, resources=ResourceBudget(LUT=60000))
+
+
+@pytest.fixture(scope="module")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite database with its schema created once (migrations take seconds)."""
+    from mlflow import MlflowClient
+
+    folder = tmp_path_factory.mktemp("blank-store")
+    MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder / "mlflow.db"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, migrated_database: Path) -> Path:
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    shutil.copy(migrated_database, folder / "mlflow.db")
+    return folder
 
 
 def _cli(*argv: str) -> int:
@@ -29,8 +49,10 @@ def _cli(*argv: str) -> int:
     return int(args.func(args))
 
 
-def test_two_runs_with_conditions_change_then_refuse_force_rollback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    registry = ModelRegistry(workspace=tmp_path / "ws")
+def test_two_runs_with_conditions_change_then_refuse_force_rollback(
+    tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture
+) -> None:
+    registry = ModelRegistry(workspace=workspace)
     first_dir = make_run_folder(tmp_path / "run1", run_id="run-1", tag="Calib_v1", first_run=390000, seed=1,
                                 models=(("ae", "dense_ae"), ("bdt", "bdt_classifier")))
     first = registry.record_run(first_dir, CRITERIA)
@@ -73,7 +95,7 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(tmp_path: Pa
     # Promotion of the worse version is refused with the reason.
     with pytest.raises(PromotionRefused, match="physics: haa4b efficiency"):
         registry.promote("ae", 2)
-    ws = str(tmp_path / "ws")
+    ws = str(workspace)
     assert _cli("models", "promote", "ae", "2", "--workspace", ws) == 2
     assert "physics" in capsys.readouterr().err
     assert _cli("models", "promote", "ae", "2", "--force", "--workspace", ws) == 1
@@ -117,10 +139,14 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(tmp_path: Pa
     previous = registry.production_summary(["ae", "bdt", "unknown"])
     assert previous is not None and set(previous["models"]) == {"ae", "bdt"}
     assert previous["models"]["ae"]["version"] == 1
+    assert previous["models"]["ae"]["conditions"] == {"tag": "Calib_v1", "iov": {"first_run": 390000, "last_run": None}}
+    page = render_report(second_dir, previous, CRITERIA, output=tmp_path / "r.html").read_text()
+    assert "compared with <strong>production v1</strong> (trained for Calib_v1, runs 390000 – open)" in page
+    assert registry.production_summary(["unknown"]) is None
 
 
-def test_gate_and_budget_failures_block_production(tmp_path: Path) -> None:
-    registry = ModelRegistry(workspace=tmp_path / "ws")
+def test_gate_and_budget_failures_block_production(tmp_path: Path, workspace: Path) -> None:
+    registry = ModelRegistry(workspace=workspace)
     bad_gate = make_run_folder(tmp_path / "r1", run_id="r1", seed=3, mismatches=7)
     (version,) = registry.record_run(bad_gate, CRITERIA)
     assert not version.promoted
@@ -146,8 +172,8 @@ def test_gate_and_budget_failures_block_production(tmp_path: Path) -> None:
     assert registry.show("ae", "production").version == 3
 
 
-def test_fetch_bundle_byte_identical(tmp_path: Path) -> None:
-    registry = ModelRegistry(workspace=tmp_path / "ws")
+def test_fetch_bundle_byte_identical(tmp_path: Path, workspace: Path) -> None:
+    registry = ModelRegistry(workspace=workspace)
     run_dir = make_run_folder(tmp_path / "run", seed=6)
     (version,) = registry.record_run(run_dir, CRITERIA)
     fetched = registry.fetch("ae", "production", tmp_path / "out")
@@ -195,8 +221,7 @@ _REGISTER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_concurrent_registration_loses_nothing(tmp_path: Path) -> None:
-    workspace = tmp_path / "ws"
+def test_concurrent_registration_loses_nothing(tmp_path: Path, workspace: Path) -> None:
     runs = [make_run_folder(tmp_path / f"run{i}", run_id=f"parallel-{i}", seed=10 + i) for i in range(2)]
     go = tmp_path / "go"
     here = str(Path(__file__).parent)

@@ -40,6 +40,9 @@ from l1flow.registry.criteria import AcceptanceCriteria, AcceptanceVerdict, eval
 
 # Progress bars would garble CLI output and logs; the user can still turn them on.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# MLflow 3 sends usage telemetry unless told not to; it honours DO_NOT_TRACK only
+# when spelled "true", while l1flow.toolchain sets "1", so say it explicitly.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from mlflow import MlflowClient  # noqa: E402  (after the environment default above)
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
