@@ -32,6 +32,8 @@ import httpx
 import pytest
 from prefect import flow
 
+from l1flow.synthesis.job import SynthesisJob
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
@@ -225,6 +227,51 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def counting_yosys(bin_dir: Path, count_file: Path, delay_s: float = 0.0) -> dict[str, str]:
+    """A `yosys` first on PATH that records each call, then runs the real one."""
+    from l1flow.toolchain import yosys_command
+
+    real = yosys_command()[0]
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    wrapper = bin_dir / "yosys"
+    wrapper.write_text(f'#!/bin/sh\necho call >> "{count_file}"\nsleep {delay_s}\nexec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def yosys_calls(count_file: Path) -> int:
+    return len(count_file.read_text().splitlines()) if count_file.exists() else 0
+
+
+def tiny_rtl_job(folder: Path, width: int) -> Path:
+    """An adder-accumulator of ``width`` bits and its job file; returns the job file."""
+    project = folder / "project"
+    (project / "rtl").mkdir(parents=True)
+    (project / "rtl" / "acc.v").write_text(
+        f"""module acc(input clk, input [{width - 1}:0] a, input [{width - 1}:0] b, output reg [{width}:0] y);
+  always @(posedge clk) y <= a + b;
+endmodule
+"""
+    )
+    job = SynthesisJob(
+        project_dir=project,
+        project_kind="rtl",
+        tool="yosys",
+        steps=("synth",),
+        part="xcvu9p-flgb2104-2L-e",
+        clock_period_ns=5.0,
+        top="acc",
+        rtl_files=(Path("rtl/acc.v"),),
+        latency_cycles=1,
+        memory_gb=1,
+        timeout_s=300,
+    )
+    job_file = folder / "job.json"
+    data = job.to_dict()
+    data["project_dir"] = "project"  # relative to the job file
+    job_file.write_text(json.dumps(data))
+    return job_file
+
 
 @flow(name="tiny_retrain")
 def tiny_retrain(
@@ -241,8 +288,6 @@ def tiny_retrain(
     from flows.synthesis_client import submit
 
     from l1flow.artifacts import ArtifactStore
-    from l1flow.synthesis.job import SynthesisJob
-
     config = json.loads(Path(config_path).read_text())
     record: dict[str, Any] = {"config_path": config_path, "overrides": overrides, "trigger": trigger}
     if config.get("synthesis_job"):

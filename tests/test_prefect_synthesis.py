@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -19,65 +18,21 @@ import pytest
 from prefect_fixtures import (  # noqa: F401 - fixtures
     REPO_ROOT,
     PrefectServer,
+    counting_yosys,
     l1flow_command,
     prefect_server,
+    tiny_rtl_job,
     wait_for,
     worker_factory,
+    yosys_calls,
 )
 
 from l1flow.artifacts import ArtifactStore
 from l1flow.service.synthesis import MEMORY_LIMIT_NAME, result_ref
-from l1flow.synthesis.job import SynthesisJob
 
 pytestmark = pytest.mark.slow
 
 OPEN_POOL = "fpga-synthesis-open"
-
-
-def _counting_yosys(bin_dir: Path, count_file: Path, delay_s: float = 0.0) -> dict[str, str]:
-    """A `yosys` first on PATH that records each call, then runs the real one."""
-    from l1flow.toolchain import yosys_command
-
-    real = yosys_command()[0]
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    wrapper = bin_dir / "yosys"
-    wrapper.write_text(f'#!/bin/sh\necho call >> "{count_file}"\nsleep {delay_s}\nexec "{real}" "$@"\n')
-    wrapper.chmod(0o755)
-    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-
-
-def _calls(count_file: Path) -> int:
-    return len(count_file.read_text().splitlines()) if count_file.exists() else 0
-
-
-def _tiny_rtl_job(folder: Path, width: int) -> Path:
-    """An adder-accumulator of ``width`` bits and its job file; returns the job file."""
-    project = folder / "project"
-    (project / "rtl").mkdir(parents=True)
-    (project / "rtl" / "acc.v").write_text(
-        f"""module acc(input clk, input [{width - 1}:0] a, input [{width - 1}:0] b, output reg [{width}:0] y);
-  always @(posedge clk) y <= a + b;
-endmodule
-"""
-    )
-    job = SynthesisJob(
-        project_dir=project,
-        project_kind="rtl",
-        tool="yosys",
-        steps=("synth",),
-        part="xcvu9p-flgb2104-2L-e",
-        clock_period_ns=5.0,
-        top="acc",
-        rtl_files=(Path("rtl/acc.v"),),
-        latency_cycles=1,
-        memory_gb=1,
-        timeout_s=300,
-    )
-    job_file = folder / "job.yaml"
-    data = job.to_dict()
-    data["project_dir"] = "project"  # relative to the job file
-    job_file.write_text(json.dumps(data))
-    return job_file
 
 
 def _cli(server: PrefectServer, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -120,15 +75,15 @@ def test_submit_runs_yosys_on_worker_then_cached(
     registered: PrefectServer, worker_factory, tmp_path: Path  # noqa: F811
 ) -> None:
     count_file = tmp_path / "yosys-calls.txt"
-    worker_factory(OPEN_POOL, extra_env=_counting_yosys(tmp_path / "bin", count_file))
-    job_file = _tiny_rtl_job(tmp_path / "job", width=8)
+    worker_factory(OPEN_POOL, extra_env=counting_yosys(tmp_path / "bin", count_file))
+    job_file = tiny_rtl_job(tmp_path / "job", width=8)
     store_url = str(tmp_path / "store")
 
     first = json.loads(_cli(registered, "synth", "submit", str(job_file), "--store", store_url,
                             "--wait", "180", "--json").stdout)
     assert first["cached"] is False
     assert first["state_type"] == "COMPLETED", first
-    assert _calls(count_file) == 1
+    assert yosys_calls(count_file) == 1
 
     fetched = json.loads(_cli(registered, "synth", "fetch", first["job_hash"], "--dest",
                               str(tmp_path / "fetched"), "--store", store_url, "--json").stdout)
@@ -148,7 +103,7 @@ def test_submit_runs_yosys_on_worker_then_cached(
     assert second["cached"] is True
     assert second["job_hash"] == first["job_hash"]
     assert second["report"]["resources"] == report["resources"]
-    assert _calls(count_file) == 1  # yosys did not run again
+    assert yosys_calls(count_file) == 1  # yosys did not run again
 
     status = json.loads(_cli(registered, "synth", "status", first["flow_run_id"], "--json").stdout)
     assert status["state_type"] == "COMPLETED"
@@ -162,14 +117,14 @@ def test_worker_killed_mid_job_is_recovered_on_a_new_worker(
 
     # worker A's yosys hangs (a long synthesis); worker B's runs at once
     calls_a, calls_b = tmp_path / "calls-a.txt", tmp_path / "calls-b.txt"
-    worker_a = worker_factory(OPEN_POOL, extra_env=_counting_yosys(tmp_path / "bin-a", calls_a, delay_s=600), name="a")
-    job_file = _tiny_rtl_job(tmp_path / "job", width=12)
+    worker_a = worker_factory(OPEN_POOL, extra_env=counting_yosys(tmp_path / "bin-a", calls_a, delay_s=600), name="a")
+    job_file = tiny_rtl_job(tmp_path / "job", width=12)
     store_url = str(tmp_path / "store")
     store = ArtifactStore(store_url)
     submitted = json.loads(_cli(registered, "synth", "submit", str(job_file), "--store", store_url, "--json").stdout)
     run_id, job_hash = submitted["flow_run_id"], submitted["job_hash"]
 
-    wait_for(lambda: _calls(calls_a) == 1, timeout=120, what="worker A to start yosys")
+    wait_for(lambda: yosys_calls(calls_a) == 1, timeout=120, what="worker A to start yosys")
     assert status(run_id).state_type == "RUNNING"
     worker_a.kill_hard()
     assert worker_a.descendants() == []
@@ -180,13 +135,13 @@ def test_worker_killed_mid_job_is_recovered_on_a_new_worker(
     assert len(done) == 1
     assert status(run_id).state_type == "RUNNING"  # Prefect cannot know yet
 
-    worker_factory(OPEN_POOL, extra_env=_counting_yosys(tmp_path / "bin-b", calls_b), name="b")
+    worker_factory(OPEN_POOL, extra_env=counting_yosys(tmp_path / "bin-b", calls_b), name="b")
     final = wait_for(
         lambda: (s := status(run_id)).final and s, timeout=240, what="the requeued run to finish on worker B"
     )
     assert final.state_type == "COMPLETED", final  # type: ignore[union-attr]
     assert final.run_count >= 2  # type: ignore[union-attr]
-    assert _calls(calls_a) == 1 and _calls(calls_b) == 1
+    assert yosys_calls(calls_a) == 1 and yosys_calls(calls_b) == 1
     digest = store.get_ref(result_ref(job_hash))
     assert digest is not None and store.exists(digest)
     out = store.get_tree(digest, tmp_path / "result")
