@@ -111,6 +111,9 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
     assert "haa4b" in forced.lineage["forced.overridden"]
     history = registry.production_history("ae")
     assert [(h["version"], h["action"]) for h in history] == [(1, "accepted"), (2, "forced")]
+    # A report on run-2 compares with the production before it, not with itself.
+    assert registry.production_summary(["ae"])["models"]["ae"]["version"] == 2
+    assert registry.production_summary(["ae"], before_run="run-2")["models"]["ae"]["version"] == 1
 
     # Rollback restores the first version as production; there is nothing before it.
     assert _cli("models", "rollback", "ae", "--reason", "rate spike", "--workspace", ws) == 0

@@ -12,6 +12,7 @@ import pytest
 
 from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
 from l1flow.report import ReportError, render_report, report_artifacts
+from l1flow.report.cli import add_commands
 from test_registry_runfolders import make_run_folder
 
 MODELS = (("ae", "dense_ae"), ("bdt", "bdt_classifier"))
@@ -130,3 +131,30 @@ def test_prefect_payloads_match_the_summary(tmp_path: Path) -> None:
     assert "| ae | dense_ae | **failed** | **failed** | 70,000 | 16 |" in payload.markdown
     assert "resources: LUT 70000 over budget 60000" in payload.markdown
     assert f"]({payload.link})" in payload.markdown
+
+
+def _cli(*argv: str) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="l1flow")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    return int(args.func(args))
+
+
+def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    first, second = _pair(tmp_path)
+    criteria = tmp_path / "criteria.yaml"
+    criteria.write_text("efficiency_tolerance: 0.5\nresources:\n  LUT: 80000\nrequire_bit_exact: false\n")
+    out = tmp_path / "out" / "r.html"
+    assert _cli("report", str(second), "--previous", str(first / "summary.json"), "--criteria", str(criteria),
+                "--output", str(out)) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    page = out.read_text()
+    assert "Acceptance: all criteria passed" in page and "compared with <strong>run-1</strong>" in page
+    criteria.write_text("resources:\n  LUTs: 10\n")
+    assert _cli("report", str(second), "--criteria", str(criteria), "--output", str(tmp_path / "x.html")) == 1
+    assert "resources.LUTs" in capsys.readouterr().err
+    assert _cli("report", str(tmp_path / "nowhere")) == 1
+    assert "summary.json does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "x.html").exists()

@@ -586,34 +586,42 @@ class ModelRegistry:
         """Every move of `production` (promotions, forced promotions, rollbacks), oldest first."""
         return self._history(name, LOG_TAG)
 
-    def production_summary(self, names: list[str]) -> dict[str, Any] | None:
+    def production_summary(self, names: list[str], before_run: str | None = None) -> dict[str, Any] | None:
         """A summary.json-shaped dict of the production versions of `names`.
 
         This is what :func:`l1flow.report.render_report` compares a new run to;
-        None when none of the models has a production version yet.
+        None when none of the models has a production version yet. With
+        `before_run` (a pipeline run id), a version registered by that run is
+        skipped in favour of the production version before it, so a run that
+        was already promoted is compared with its predecessor, not itself.
         """
         models: dict[str, Any] = {}
         for name in names:
             try:
-                version = self._alias_version(name, PRODUCTION)
+                current = self._alias_version(name, PRODUCTION)
+                stack = [int(entry["version"]) for entry in reversed(self._history(name, HISTORY_TAG))]
             except MlflowException:
-                version = None
-            if version is None:
                 continue
-            block = dict(self._summary_of(name, version))
-            record = self._model_version(name, version)
-            block["version"] = version
-            last_run = record.tags.get(TAG + "conditions.iov.last_run", "open")
-            first_run = record.tags.get(TAG + "conditions.iov.first_run", "")
-            block["conditions"] = {
-                "tag": record.tags.get(TAG + "conditions.tag", ""),
-                "iov": {
-                    "first_run": int(first_run) if first_run.isdigit() else first_run,
-                    "last_run": int(last_run) if last_run.isdigit() else None,
-                },
-            }
-            models[name] = block
+            for version in ([current] if current is not None else []) + stack:
+                record = self._model_version(name, version)
+                if before_run is None or record.tags.get(TAG + "pipeline_run") != before_run:
+                    models[name] = self._previous_block(name, version, record.tags)
+                    break
         return {"label": "production", "models": models} if models else None
+
+    def _previous_block(self, name: str, version: int, tags: dict[str, str]) -> dict[str, Any]:
+        block = dict(self._summary_of(name, version))
+        block["version"] = version
+        last_run = tags.get(TAG + "conditions.iov.last_run", "open")
+        first_run = tags.get(TAG + "conditions.iov.first_run", "")
+        block["conditions"] = {
+            "tag": tags.get(TAG + "conditions.tag", ""),
+            "iov": {
+                "first_run": int(first_run) if first_run.isdigit() else first_run,
+                "last_run": int(last_run) if last_run.isdigit() else None,
+            },
+        }
+        return block
 
     def fetch(self, name: str, version: int | str, dest: Path) -> FetchedBundle:
         """Download a version's firmware bundle into `dest`, check its sha256, extract it safely.

@@ -1,0 +1,89 @@
+"""`l1flow report RUN_DIR`: write the run's self-contained HTML report.
+
+The comparison comes from `--previous SUMMARY.json` (another run's summary) or,
+with `--workspace`/`--tracking-uri`, from the registry's production versions
+(excluding versions this run registered itself). `--criteria` (JSON or YAML,
+the AcceptanceCriteria fields) adds budgets and the acceptance verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from l1flow.registry.criteria import AcceptanceCriteria
+from l1flow.report.content import ReportError, load_summary
+from l1flow.report.html import render_report
+
+
+class _InputError(ValueError):
+    pass
+
+
+def _read_mapping(path: Path, what: str) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise _InputError(f"cannot read {what} {path}: {error.strerror}") from error
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise _InputError(f"{path} is not valid YAML: {error}") from error
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise _InputError(f"{path} is not valid JSON (line {error.lineno}): {error.msg}") from error
+    if not isinstance(data, dict):
+        raise _InputError(f"{path} must hold a mapping ({what})")
+    return data
+
+
+def _previous(args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
+    if args.previous:
+        return _read_mapping(Path(args.previous), "previous summary")
+    if args.workspace or args.tracking_uri:
+        from l1flow.registry.store import ModelRegistry
+
+        summary = load_summary(run_dir)
+        registry = ModelRegistry(workspace=Path(args.workspace or "workspace"), tracking_uri=args.tracking_uri)
+        return registry.production_summary(list(summary.get("models") or {}), before_run=summary.get("run_id"))
+    return None
+
+
+def _report(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir)
+    try:
+        criteria = None
+        if args.criteria:
+            criteria = AcceptanceCriteria.model_validate(_read_mapping(Path(args.criteria), "acceptance criteria"))
+        path = render_report(run_dir, _previous(args, run_dir), criteria, Path(args.output) if args.output else None)
+    except ValidationError as error:
+        print(f"error: {args.criteria}: invalid acceptance criteria:\n{error}", file=sys.stderr)
+        return 1
+    except (ReportError, _InputError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add `report` to the `l1flow` argument parser."""
+    report = subparsers.add_parser("report", help="write a run's self-contained HTML report")
+    report.add_argument("run_dir", help="pipeline run folder (holds summary.json)")
+    source = report.add_mutually_exclusive_group()
+    source.add_argument("--previous", help="summary.json of the run to compare with")
+    source.add_argument("--workspace", help="compare with the production versions in this workspace's registry")
+    report.add_argument("--tracking-uri", default=None, help="MLflow tracking URI for the comparison")
+    report.add_argument("--criteria", help="acceptance criteria file (JSON or YAML) for budgets and verdicts")
+    report.add_argument("--output", help="where to write the HTML (default: RUN_DIR/report.html)")
+    report.set_defaults(func=_report)
