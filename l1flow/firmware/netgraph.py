@@ -21,7 +21,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from l1flow.firmware.fixed import FixedType, quantize
+from l1flow.firmware.fixed import FixedType, FixedTypeError, check_words, quantize
+from l1flow.firmware.vectors import Port, VectorSet
 
 
 class UnsupportedLayerError(ValueError):
@@ -159,24 +160,23 @@ class FirmwareNet:
 
 def fixed_type_from_hls(precision: Any, where: str) -> FixedType:
     """FixedType of an hls4ml precision object (FixedPrecisionType / IntegerPrecisionType)."""
-    name = type(precision).__name__
-    width = getattr(precision, "width", None)
-    signed = getattr(precision, "signed", None)
-    if width is None or signed is None:
-        raise UnsupportedLayerError(f"{where}: precision {precision} ({name}) is not a fixed-point or integer type")
-    if name in ("IntegerPrecisionType",):
-        return FixedType(int(width), int(width), bool(signed), is_int=True)
-    if name not in ("FixedPrecisionType", "UnspecifiedPrecisionType") and not hasattr(precision, "integer"):
-        raise UnsupportedLayerError(f"{where}: precision {precision} ({name}) is not supported")
+    from hls4ml.model.types import FixedPrecisionType, IntegerPrecisionType
+
+    if isinstance(precision, IntegerPrecisionType):
+        return FixedType(int(precision.width), int(precision.width), bool(precision.signed), is_int=True)
+    if not isinstance(precision, FixedPrecisionType):
+        raise UnsupportedLayerError(
+            f"{where}: precision {precision} ({type(precision).__name__}) is not a fixed-point or integer type"
+        )
     rounding = getattr(precision, "rounding_mode", None)
     saturation = getattr(precision, "saturation_mode", None)
     saturation_bits = getattr(precision, "saturation_bits", 0) or 0
     if saturation_bits:
         raise UnsupportedLayerError(f"{where}: saturation bits N={saturation_bits} in {precision} are not supported")
     return FixedType(
-        int(width),
+        int(precision.width),
         int(precision.integer),
-        bool(signed),
+        bool(precision.signed),
         rounding.name if rounding is not None else "TRN",
         saturation.name if saturation is not None else "WRAP",
     )
@@ -190,7 +190,10 @@ def _type_of(layer: Any, key: str) -> FixedType:
             f"layer {layer.name!r} ({layer.class_name}) has no {key!r} in the graph; "
             f"it has {sorted(layer.types)}"
         ) from exc
-    return fixed_type_from_hls(precision, f"layer {layer.name!r} {key}")
+    try:
+        return fixed_type_from_hls(precision, f"layer {layer.name!r} {key}")
+    except FixedTypeError as exc:
+        raise UnsupportedLayerError(f"layer {layer.name!r} ({layer.class_name}) {key}: {exc}") from exc
 
 
 def _weights_dir(hls_model: Any) -> Path | None:
@@ -241,6 +244,13 @@ def _read_graph(hls_model: Any) -> FirmwareNet:
         cls = layer.class_name
         if cls == "Input":
             continue
+        if cls in ("Activation", "ReLU"):
+            activation = str(layer.get_attr("activation", "relu")).lower()
+            if activation not in ("relu", "linear"):
+                raise UnsupportedLayerError(
+                    f"layer {layer.name!r}: activation {activation!r} is not supported (relu, linear; "
+                    "table-based activations are not emulated)"
+                )
         result_type = _type_of(layer, "result_t")
         output_shape = _shape(layer.get_output_variable())
         name = layer.name
@@ -284,11 +294,6 @@ def _read_graph(hls_model: Any) -> FirmwareNet:
             )
         elif cls in ("Activation", "ReLU"):
             activation = str(layer.get_attr("activation", "relu")).lower()
-            if activation not in ("relu", "linear"):
-                raise UnsupportedLayerError(
-                    f"layer {name!r}: activation {activation!r} is not supported (relu, linear; "
-                    "table-based activations are not emulated)"
-                )
             entry = ActivationLayer(name, activation, current_type, result_type, output_shape)
         elif cls == "BatchNormalization":
             scale_type, bias_type = _type_of(layer, "scale_t"), _type_of(layer, "bias_t")
@@ -361,3 +366,34 @@ def _expected_size(entry: FirmwareLayer, input_shape: tuple[int, ...]) -> tuple[
     if isinstance(entry, (ActivationLayer, BatchNormLayer, ReshapeLayer)):
         return input_shape
     return entry.output_shape
+
+
+def export_vectors(
+    net: FirmwareNet,
+    input_words: np.ndarray,
+    output_words: np.ndarray,
+    model_info: dict[str, Any],
+    folder: Path | str,
+    source: str = "emulator",
+) -> VectorSet:
+    """Save input and output words of `net` as a test-vector folder (DESIGN.md contract).
+
+    Port types are the C++ spellings of the graph's types; words outside a
+    port's type are refused before anything is written.
+    """
+    inputs = [Port(net.input.name, str(net.input.type), net.input.shape)]
+    outputs = [Port(net.output.name, str(net.output.type), net.output.shape)]
+    input_words = np.asarray(input_words, dtype=np.int64).reshape(len(input_words), -1)
+    output_words = np.asarray(output_words, dtype=np.int64).reshape(len(output_words), -1)
+    check_words(input_words, net.input.type, f"input words for {net.input.name}")
+    check_words(output_words, net.output.type, f"output words for {net.output.name}")
+    vectors = VectorSet(
+        inputs=inputs,
+        outputs=outputs,
+        input_words=input_words,
+        output_words=output_words,
+        model={"project": net.project_name, **model_info},
+        source=source,
+    )
+    vectors.save(Path(folder))
+    return vectors
