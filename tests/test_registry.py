@@ -174,6 +174,18 @@ def test_gate_and_budget_failures_block_production(tmp_path: Path, workspace: Pa
     assert registry.promote("ae", 3, criteria=looser)["action"] == "promoted"
     assert registry.show("ae", "production").version == 3
 
+    # A model block beyond MLflow's tag limit is read back from the run's summary.json.
+    huge = make_run_folder(tmp_path / "r4", run_id="r4", seed=6)
+    summary = json.loads((huge / "summary.json").read_text())
+    summary["models"]["ae"]["emulation_vs_hardware"][0]["failures"] = [f"event {i}: ok" for i in range(12000)]
+    (huge / "summary.json").write_text(json.dumps(summary))
+    (fourth,) = registry.record_run(huge, looser)
+    assert fourth.promoted and fourth.version == 4
+    assert "l1flow.summary" not in registry.client.get_model_version("ae", "4").tags
+    assert "l1flow.summary" in registry.client.get_model_version("ae", "3").tags
+    assert len(registry.show("ae", 4).summary["emulation_vs_hardware"][0]["failures"]) == 12000
+    assert registry.production_summary(["ae"])["models"]["ae"]["version"] == 4
+
 
 def test_fetch_bundle_byte_identical(tmp_path: Path, workspace: Path) -> None:
     registry = ModelRegistry(workspace=workspace)

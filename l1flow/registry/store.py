@@ -57,6 +57,10 @@ HISTORY_TAG = TAG + "production_history"
 LOG_TAG = TAG + "production_log"
 BUNDLE_SHA_TAG = TAG + "bundle.sha256"
 BUNDLE_PATH_TAG = TAG + "bundle.artifact_path"
+REPORT_FILE = "report.html"
+# A model block larger than this stays only in the run's summary.json artifact
+# (MLflow limits a registry tag value to 100,000 characters).
+_SUMMARY_TAG_LIMIT = 90_000
 # Oldest entries are dropped beyond this so the tags stay far below MLflow's 100 kB limit.
 _HISTORY_LIMIT = 200
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
@@ -302,9 +306,8 @@ class ModelRegistry:
         try:
             self._log_values(run_id, summary)
             self.client.log_artifact(run_id, str(run_dir / "summary.json"))
-            for name in ("report.html",):
-                if (run_dir / name).is_file():
-                    self.client.log_artifact(run_id, str(run_dir / name))
+            if (run_dir / REPORT_FILE).is_file():
+                self.client.log_artifact(run_id, str(run_dir / REPORT_FILE))
             for name, model in (summary.get("models") or {}).items():
                 for plot in (model.get("plots") or {}).values():
                     if (run_dir / plot).is_file():
@@ -373,9 +376,11 @@ class ModelRegistry:
         production = self._production_model_block(name)
         verdict = evaluate_acceptance(model, production, criteria)
         tags = lineage_tags(summary, name, model)
+        block = json.dumps(model, sort_keys=True)
+        if len(block) <= _SUMMARY_TAG_LIMIT:
+            tags[SUMMARY_TAG] = block
         tags.update(
             {
-                SUMMARY_TAG: json.dumps(model, sort_keys=True),
                 CRITERIA_TAG: criteria.model_dump_json(),
                 BUNDLE_SHA_TAG: bundle_sha,
                 BUNDLE_PATH_TAG: f"bundles/{_key(name)}/{BUNDLE_FILE}",
@@ -410,12 +415,18 @@ class ModelRegistry:
         return self._summary_of(name, version)
 
     def _summary_of(self, name: str, version: int) -> dict[str, Any]:
-        tags = self._model_version(name, version).tags
-        if SUMMARY_TAG not in tags:
-            raise RegistryError(
-                f"{name} version {version} has no '{SUMMARY_TAG}' tag; it was not registered by l1flow"
-            )
-        return json.loads(tags[SUMMARY_TAG])
+        """The model's block of summary.json as registered (from its tag, or the run's summary.json)."""
+        record = self._model_version(name, version)
+        if SUMMARY_TAG in record.tags:
+            return json.loads(record.tags[SUMMARY_TAG])
+        if BUNDLE_SHA_TAG not in record.tags:
+            raise RegistryError(f"{name} version {version} was not registered by l1flow (no '{TAG}*' lineage tags)")
+        with tempfile.TemporaryDirectory(prefix="l1flow-summary-") as scratch:
+            path = Path(self.client.download_artifacts(record.run_id, "summary.json", scratch))
+            models = json.loads(path.read_text()).get("models") or {}
+        if name not in models:
+            raise RegistryError(f"the summary.json of run {record.run_id} has no block for model {name}")
+        return models[name]
 
     def _model_version(self, name: str, version: int) -> Any:
         try:

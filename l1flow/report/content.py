@@ -173,6 +173,12 @@ def _iov_text(iov: dict[str, Any] | None) -> str:
     return f"runs {iov.get('first_run', '?')} – {'open' if last is None else last}"
 
 
+def _short(value: Any, limit: int = 200) -> str:
+    """A gate detail as text, cut so one long list cannot swamp the table."""
+    text = fmt(value) if not isinstance(value, (list, dict)) else json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _conditions_text(conditions: dict[str, Any] | None) -> str | None:
     if not conditions:
         return None
@@ -248,7 +254,7 @@ def _model_section(
             mismatches=c.get("mismatches"),
             passed=bool(c.get("passed", False)),
             details=", ".join(
-                f"{k}: {fmt(v)}" for k, v in sorted(c.items()) if k not in ("source", "events", "mismatches", "passed")
+                f"{k}: {_short(v)}" for k, v in sorted(c.items()) if k not in ("source", "events", "mismatches", "passed")
             ),
         )
         for c in model.get("emulation_vs_hardware") or []
