@@ -91,3 +91,34 @@ def test_an_unfinished_result_is_never_published(tmp_path: Path) -> None:
         publish_result(store, job, partial)
     assert store.get_ref(result_ref(job.job_hash())) is None
     assert not (tmp_path / "store" / "objects").exists()
+
+
+@pytest.mark.slow  # records a version in a real MLflow store
+def test_submit_for_a_model_version_takes_the_project_from_its_bundle(tmp_path: Path) -> None:
+    """`synth submit --model ae --version 1`: project_dir is a path inside the version's firmware bundle."""
+    import argparse
+
+    from test_registry_runfolders import make_run_folder
+
+    from l1flow.registry.criteria import AcceptanceCriteria
+    from l1flow.registry.store import ModelRegistry
+    from l1flow.service.cli import ServiceError, _fetch_bundle, _load_job
+
+    run_dir = make_run_folder(tmp_path / "run1")
+    ModelRegistry(tmp_path / "ws").record_run(run_dir, AcceptanceCriteria())
+    local = SynthesisJob(
+        project_dir=run_dir / "firmware" / "ae", project_kind="rtl", tool="yosys", steps=("synth",),
+        part="xc7vx690tffg1927-2", clock_period_ns=25.0, top="myproject", rtl_files=(Path("rtl/myproject.v"),),
+    )
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps({**local.to_dict(), "project_dir": "firmware"}))
+    args = argparse.Namespace(job=str(job_file), project=None, model="ae", version="1",
+                              registry=str(tmp_path / "ws"), tracking_uri=None)
+    bundle = _fetch_bundle(args, tmp_path / "bundle")
+    job = _load_job(args, bundle)
+    assert job.project_dir == bundle / "firmware"
+    assert job.job_hash() == local.job_hash()  # the registered firmware is the run's firmware
+
+    job_file.write_text(json.dumps({**local.to_dict(), "project_dir": str(run_dir / "firmware" / "ae")}))
+    with pytest.raises(ServiceError, match="must be relative to the model's firmware bundle"):
+        _load_job(args, bundle)

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- synth
 
 
-def _load_job(args: argparse.Namespace) -> Any:
+def _load_job(args: argparse.Namespace, bundle_root: Path | None) -> Any:
+    """The job file's job, its project folder resolved (in a model version's bundle if given)."""
     from l1flow.synthesis.job import SynthesisJob
 
     path = Path(args.job)
@@ -111,10 +113,28 @@ def _load_job(args: argparse.Namespace) -> Any:
         raise ServiceError(f"job file {path} does not exist; write one with `SynthesisJob.to_yaml()`")
     job = SynthesisJob.load(path)
     project = Path(args.project) if args.project else job.project_dir
-    if not project.is_absolute():
+    if bundle_root is not None:
+        if project.is_absolute():
+            raise ServiceError(
+                f"{path}: project_dir {project} must be relative to the model's firmware bundle "
+                "(e.g. firmware/hls4ml) when --model is given"
+            )
+        project = bundle_root / project
+    elif not project.is_absolute():
         # a relative project folder is relative to the job file, as a user reading it expects
         project = (path.parent / project).resolve()
     return job.model_copy(update={"project_dir": project})
+
+
+def _fetch_bundle(args: argparse.Namespace, dest: Path) -> Path:
+    """Download a registered model version's firmware bundle; return its folder."""
+    from l1flow.registry.store import ModelRegistry
+
+    if args.registry is None:
+        raise ServiceError("--model needs --registry (the workspace folder of the model registry)")
+    registry = ModelRegistry(Path(args.registry), tracking_uri=args.tracking_uri)
+    version: int | str = int(args.version) if args.version.isdigit() else args.version
+    return registry.fetch(args.model, version, dest).folder
 
 
 def _cmd_synth_submit(args: argparse.Namespace) -> int:
@@ -123,9 +143,12 @@ def _cmd_synth_submit(args: argparse.Namespace) -> int:
 
     from l1flow.artifacts import ArtifactStore
 
-    job = _load_job(args)
     store = ArtifactStore(args.store)
-    submission = submit(job, store)
+    with tempfile.TemporaryDirectory(prefix="l1flow-bundle-") as tmp:
+        bundle_root = _fetch_bundle(args, Path(tmp)) if args.model else None
+        job = _load_job(args, bundle_root)
+        # the project is in the store once submit returns; the bundle copy can go
+        submission = submit(job, store)
     if submission.cached:
         assert submission.outcome is not None
         _print(
@@ -235,6 +258,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     submit = synth_sub.add_parser("submit", help="queue a synthesis job (or return its cached result)")
     submit.add_argument("job", help="synthesis job file (.yaml or .json, as SynthesisJob.to_yaml writes)")
     submit.add_argument("--project", default=None, help="firmware project folder (overrides the job's project_dir)")
+    submit.add_argument(
+        "--model", default=None,
+        help="synthesize a registered model version: the job's project_dir is then a path inside its firmware bundle",
+    )
+    submit.add_argument("--version", default="candidate", help="version number or alias of --model")
+    submit.add_argument("--registry", default=None, help="workspace folder of the model registry (with --model)")
+    submit.add_argument("--tracking-uri", default=None, help="MLflow tracking URI, if not the embedded store")
     submit.add_argument("--store", default=default_store_url(), help="artifact store URL shared with the workers")
     submit.add_argument("--wait", type=float, default=None, metavar="SECONDS", help="wait up to SECONDS for it")
     submit.add_argument("--json", action="store_true", help="print one JSON line")
