@@ -154,6 +154,9 @@ class ConditionsStore:
     def tags(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT tag FROM iovs ORDER BY tag")]
 
+    def has_tag(self, tag: str) -> bool:
+        return self._db.execute("SELECT 1 FROM iovs WHERE tag = ? LIMIT 1", (tag,)).fetchone() is not None
+
     def list(self, tag: str | None = None) -> list[IOV]:
         """All IOVs (of one tag, or of every tag), ordered by tag and first run."""
         if tag is not None:
@@ -199,7 +202,7 @@ class ConditionsStore:
         return payload_changes(a, b, tolerances or ChangeTolerances())
 
     def _require_tag(self, tag: str) -> None:
-        if self._db.execute("SELECT 1 FROM iovs WHERE tag = ? LIMIT 1", (tag,)).fetchone() is None:
+        if not self.has_tag(tag):
             known = ", ".join(self.tags()) or "none"
             raise StoreError(f"{self.path}: no tag {tag!r} (tags: {known})")
 

@@ -1,8 +1,8 @@
 """Event data: the 19 x 3 object layout and hardware units (layout), EventSample
 (sample), the conditions-aware generator (generator), and readers: HDF5 challenge
 layout (hdf5), ROOT through a branch mapping (root), and ``read_events``
-dispatching on the file type (readers).
+dispatching on the file type (reader).
 
-Import from the submodules (``from l1flow.data.readers import read_events``);
+Import from the submodules (``from l1flow.data.reader import read_events``);
 this package stays import-light so l1flow.conditions can use the layout.
 """
