@@ -255,6 +255,9 @@ if name == "vitis_hls":
                 "myproject_prj/solution1/sim/report/myproject_cosim.rpt"):
         Path(rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(fixture / rel, rel)
+    verilog = Path("myproject_prj/solution1/syn/verilog")
+    verilog.mkdir(parents=True)
+    (verilog / "myproject.v").write_text("module myproject(); endmodule\n")
 else:
     # conifer's VHDL synth.tcl writes util.rpt, the other scripts vivado_synth.rpt
     target = "util.rpt" if "synth.tcl" in sys.argv else "vivado_synth.rpt"
@@ -297,6 +300,10 @@ def test_vendor_run_stages_runs_collects_and_caches(
     assert report.job_hash == job.job_hash() and report.latency_max_cycles == 15 and report.resources.lut == 39874
     assert all(not s.startswith("/") for s in report.sources)  # relative to the result folder
     assert load_report(result) == report
+    verilog = VendorRunner().hls_verilog_dir(job, result / "project")
+    assert (verilog / "myproject.v").is_file()  # the HLS RTL comes back with the result
+    with pytest.raises(SynthesisError, match="no HLS Verilog"):
+        VendorRunner().hls_verilog_dir(job, project)
     assert [p.name for p in work.iterdir()] == [job.job_hash()]  # no temporary folder left
     # the same firmware is never synthesized twice: no tool needed the second time
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))

@@ -127,6 +127,16 @@ class VendorRunner(SynthesisRunner):
             return Path(project_dir) / f"{job.name}_prj" / "solution1"
         return Path(project_dir) / job.name / "solution1"
 
+    def hls_verilog_dir(self, job: SynthesisJob, project_dir: Path) -> Path:
+        """The Verilog that C synthesis wrote (brought back for Verilator simulation).
+
+        ``project_dir`` is a finished run's ``<result>/project`` folder.
+        """
+        folder = self.solution_dir(job, project_dir) / "syn" / "verilog"
+        if not folder.is_dir() or not any(folder.glob("*.v")):
+            raise SynthesisError(f"{folder}: no HLS Verilog; run the job with step csynth first")
+        return folder
+
     def utilisation_report(self, job: SynthesisJob, project_dir: Path) -> Path:
         if job.project_kind == "conifer" and job.conifer_flavour(project_dir) == "vhdl":
             return Path(project_dir) / "util.rpt"
