@@ -257,7 +257,7 @@ if name == "vitis_hls":
         shutil.copy(fixture / rel, rel)
     verilog = Path("myproject_prj/solution1/syn/verilog")
     verilog.mkdir(parents=True)
-    (verilog / "myproject.v").write_text("module myproject(); endmodule\n")
+    (verilog / "myproject.v").write_text("module myproject(); endmodule\\n")
 else:
     # conifer's VHDL synth.tcl writes util.rpt, the other scripts vivado_synth.rpt
     target = "util.rpt" if "synth.tcl" in sys.argv else "vivado_synth.rpt"
