@@ -289,8 +289,8 @@ def _four_leptons(rng: np.random.Generator, truth: _Truth, idx: np.ndarray) -> N
 
 
 def _b_tau(rng: np.random.Generator, truth: _Truth, idx: np.ndarray) -> None:
-    """A leptoquark-like resonance of 200 GeV -> b tau."""
-    pair = _resonance(rng, 200.0, idx.size, qt_mean=15.0)
+    """A leptoquark-like resonance of 300 GeV -> b tau."""
+    pair = _resonance(rng, 300.0, idx.size, qt_mean=15.0)
     _b_jet(rng, truth, idx, pair.pt1, pair.eta1, pair.phi1)
     _tau(rng, truth, idx, pair.pt2, pair.eta2, pair.phi2)
     qx, qy = _boson_qt(pair)
@@ -307,8 +307,8 @@ def _two_taus(rng: np.random.Generator, truth: _Truth, idx: np.ndarray) -> None:
 
 
 def _tau_met(rng: np.random.Generator, truth: _Truth, idx: np.ndarray) -> None:
-    """A W'-like resonance of 300 GeV -> tau nu: a tau and large MET."""
-    pair = _resonance(rng, 300.0, idx.size, qt_mean=12.0)
+    """A W'-like resonance of 500 GeV -> tau nu: a tau and large MET."""
+    pair = _resonance(rng, 500.0, idx.size, qt_mean=12.0)
     _tau(rng, truth, idx, pair.pt1, pair.eta1, pair.phi1)
     truth.add_invisible(idx, pair.pt2, pair.phi2)
     qx, qy = _boson_qt(pair)
