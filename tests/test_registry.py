@@ -97,7 +97,12 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
         registry.promote("ae", 2)
     ws = str(workspace)
     assert _cli("models", "promote", "ae", "2", "--workspace", ws) == 2
-    assert "physics" in capsys.readouterr().err
+    refusal = capsys.readouterr().err
+    assert "refused: ae version 2 does not meet the acceptance criteria" in refusal
+    assert "  - physics: haa4b efficiency" in refusal
+    (tmp_path / "typo.json").write_text('{"efficiency_tolerance": "lots"}')
+    assert _cli("models", "promote", "ae", "2", "--criteria", str(tmp_path / "typo.json"), "--workspace", ws) == 1
+    assert "typo.json: invalid acceptance criteria: efficiency_tolerance" in capsys.readouterr().err
     assert _cli("models", "promote", "ae", "2", "--force", "--workspace", ws) == 1
     assert registry.show("ae", "production").version == 1
 

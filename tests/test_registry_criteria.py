@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget, evaluate_acceptance
+from l1flow.registry.criteria import (
+    AcceptanceCriteria,
+    CriteriaFileError,
+    ResourceBudget,
+    evaluate_acceptance,
+    load_criteria,
+)
 
 
 def _model(eff: dict[str, float], mismatches: int = 0, resources: Any = "default", latency: Any = "default") -> dict:
@@ -78,3 +84,19 @@ def test_criteria_validation_names_the_field() -> None:
         AcceptanceCriteria.model_validate({"max_lut": 3})
     loaded = AcceptanceCriteria.model_validate({"resources": {"LUT": 100}, "max_latency_ns": 50})
     assert loaded.resources.limits() == {"LUT": 100}
+
+
+def test_load_criteria_from_yaml_and_json(tmp_path) -> None:
+    good = tmp_path / "c.yaml"
+    good.write_text("efficiency_tolerance: 0.02\nmax_latency_ns: 50\nresources: {LUT: 1000, DSP: 10}\n")
+    loaded = load_criteria(good)
+    assert loaded.efficiency_tolerance == 0.02 and loaded.resources.limits() == {"LUT": 1000, "DSP": 10}
+    bad = tmp_path / "c.json"
+    bad.write_text('{"resources": {"LUT": -1}}')
+    with pytest.raises(CriteriaFileError, match=r"c.json: invalid acceptance criteria: resources.LUT"):
+        load_criteria(bad)
+    bad.write_text('{"resources": ')
+    with pytest.raises(CriteriaFileError, match="c.json is not valid JSON"):
+        load_criteria(bad)
+    with pytest.raises(CriteriaFileError, match="cannot read"):
+        load_criteria(tmp_path / "absent.yaml")

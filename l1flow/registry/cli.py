@@ -15,6 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from l1flow.registry.criteria import load_criteria
+
 DEFAULT_WORKSPACE_ENV = "L1FLOW_WORKSPACE"
 EXIT_REFUSED = 2
 
@@ -35,16 +37,18 @@ def _print_json(data: Any) -> None:
 
 def _run(args: argparse.Namespace, action: Any) -> int:
     from l1flow.registry.bundle import BundleError
+    from l1flow.registry.criteria import CriteriaFileError
     from l1flow.registry.store import PromotionRefused, RegistryError
 
     try:
         return int(action(args))
     except PromotionRefused as refused:
-        print(f"error: {refused}", file=sys.stderr)
+        print(f"refused: {refused.name} version {refused.version} does not meet the acceptance criteria:", file=sys.stderr)
         for failure in refused.verdict.failures:
             print(f"  - {failure.name}: {failure.detail}", file=sys.stderr)
+        print("Register a version that passes, or use --force --reason \"why\" (recorded).", file=sys.stderr)
         return EXIT_REFUSED
-    except (RegistryError, BundleError) as error:
+    except (RegistryError, BundleError, CriteriaFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -94,7 +98,10 @@ def _promote(args: argparse.Namespace) -> int:
     if args.force and not (args.reason or "").strip():
         print("error: --force needs --reason \"why\"; the reason is recorded with the version", file=sys.stderr)
         return 1
-    entry = _registry(args).promote(args.name, _version(args.version), force=args.force, reason=args.reason or "")
+    criteria = load_criteria(Path(args.criteria)) if args.criteria else None
+    entry = _registry(args).promote(
+        args.name, _version(args.version), force=args.force, reason=args.reason or "", criteria=criteria
+    )
     note = f" (FORCED, overriding: {entry['overridden']})" if entry["action"] == "forced" else ""
     print(f"{args.name} version {entry['version']} is now production{note}")
     return 0
@@ -142,6 +149,9 @@ def add_commands(subparsers: Any) -> None:
     promote.add_argument("version", help="number or alias (e.g. candidate)")
     promote.add_argument("--force", action="store_true", help="promote even if a criterion fails (recorded)")
     promote.add_argument("--reason", default="", help="why; required with --force")
+    promote.add_argument(
+        "--criteria", help="acceptance criteria file (JSON/YAML); default: those recorded with the version"
+    )
     promote.set_defaults(func=lambda a: _run(a, _promote))
 
     rollback = verbs.add_parser("rollback", parents=[common], help="restore the previous production version")

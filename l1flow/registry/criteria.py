@@ -9,9 +9,11 @@ and why not.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 RESOURCE_KINDS = ("LUT", "FF", "DSP", "BRAM")
 
@@ -47,6 +49,35 @@ class AcceptanceCriteria(BaseModel):
     max_latency_cycles: int | None = Field(default=None, gt=0)
     resources: ResourceBudget = Field(default_factory=ResourceBudget)
     allow_unmeasured: bool = False
+
+
+class CriteriaFileError(ValueError):
+    """A criteria file cannot be read or does not hold valid AcceptanceCriteria."""
+
+
+def load_criteria(path: Path) -> AcceptanceCriteria:
+    """AcceptanceCriteria from a JSON or YAML file (.yaml/.yml), errors naming the file and field."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise CriteriaFileError(f"cannot read acceptance criteria {path}: {error.strerror}") from error
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as error:  # yaml.YAMLError or json.JSONDecodeError: both say where
+        raise CriteriaFileError(f"{path} is not valid {path.suffix[1:].upper() or 'JSON'}: {error}") from error
+    if not isinstance(data, dict):
+        raise CriteriaFileError(f"{path} must hold a mapping of AcceptanceCriteria fields")
+    try:
+        return AcceptanceCriteria.model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise CriteriaFileError(f"{path}: invalid acceptance criteria: {problems}") from error
 
 
 class CriterionResult(BaseModel):

@@ -78,6 +78,8 @@ class PromotionRefused(RegistryError):
             f"refusing to promote {name} version {version} to {PRODUCTION}: {verdict.reason()}. "
             "Fix the failing step and register a new version, or use --force with --reason to override."
         )
+        self.name = name
+        self.version = version
         self.verdict = verdict
 
 

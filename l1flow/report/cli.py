@@ -14,9 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from l1flow.registry.criteria import AcceptanceCriteria
+from l1flow.registry.criteria import CriteriaFileError, load_criteria
 from l1flow.report.content import ReportError, load_summary
 from l1flow.report.html import render_report
 
@@ -25,31 +23,18 @@ class _InputError(ValueError):
     pass
 
 
-def _read_mapping(path: Path, what: str) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as error:
-        raise _InputError(f"cannot read {what} {path}: {error.strerror}") from error
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise _InputError(f"{path} is not valid YAML: {error}") from error
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise _InputError(f"{path} is not valid JSON (line {error.lineno}): {error.msg}") from error
-    if not isinstance(data, dict):
-        raise _InputError(f"{path} must hold a mapping ({what})")
-    return data
-
-
 def _previous(args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
     if args.previous:
-        return _read_mapping(Path(args.previous), "previous summary")
+        path = Path(args.previous)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as error:
+            raise _InputError(f"cannot read the previous summary {path}: {error.strerror}") from error
+        except json.JSONDecodeError as error:
+            raise _InputError(f"{path} is not valid JSON (line {error.lineno}): {error.msg}") from error
+        if not isinstance(data, dict):
+            raise _InputError(f"{path} must hold a summary.json object")
+        return data
     if args.workspace or args.tracking_uri:
         from l1flow.registry.store import ModelRegistry
 
@@ -62,14 +47,9 @@ def _previous(args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
 def _report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     try:
-        criteria = None
-        if args.criteria:
-            criteria = AcceptanceCriteria.model_validate(_read_mapping(Path(args.criteria), "acceptance criteria"))
+        criteria = load_criteria(Path(args.criteria)) if args.criteria else None
         path = render_report(run_dir, _previous(args, run_dir), criteria, Path(args.output) if args.output else None)
-    except ValidationError as error:
-        print(f"error: {args.criteria}: invalid acceptance criteria:\n{error}", file=sys.stderr)
-        return 1
-    except (ReportError, _InputError) as error:
+    except (ReportError, _InputError, CriteriaFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(path)
