@@ -25,6 +25,8 @@ from l1flow.firmware.vectors import Port, VectorSet
 # events per block on the step-by-step (saturating) path: bounds the
 # (events, outputs, trees) leaf-word array it holds
 _BLOCK = 1 << 16
+# input values quantized per block
+_QUANTIZE_VALUES = 1 << 17
 
 
 # Events walked together through one tree: independent walks interleave, so
@@ -117,7 +119,12 @@ class BDTEmulator:
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.forest.n_features:
             raise ValueError(f"inputs have shape {x.shape}; this BDT takes (events, {self.forest.n_features})")
-        return quantize(x, self.input_type)
+        # in blocks that stay in cache: about ten times faster than one pass
+        # over a large array (fresh temporaries of every numpy step page-fault)
+        rows = max(1, _QUANTIZE_VALUES // max(1, x.shape[1]))
+        if len(x) <= rows:
+            return quantize(x, self.input_type)
+        return np.concatenate([quantize(x[start : start + rows], self.input_type) for start in range(0, len(x), rows)])
 
     def predict_words(self, input_words: np.ndarray) -> np.ndarray:
         """Score words (events, n_outputs) for input words (events, n_features)."""

@@ -139,8 +139,15 @@ def convert_xgboost(
     }
     try:
         with _conifer_build_environment(staging):
-            model = conifer.converters.convert_from_xgboost(booster, config)
-            ok = model.compile()
+            try:
+                model = conifer.converters.convert_from_xgboost(booster, config)
+                ok = model.compile()
+            except Exception as exc:  # conifer raises bare Exception / AssertionError
+                raise ConiferProjectError(
+                    f"conifer's {backend} backend could not convert or compile the BDT ({exc}); "
+                    f"the compiler's messages are above. Check the precisions {input_p}, "
+                    f"{threshold_p}, {score_p} (ap_ type spellings the C++ headers accept)."
+                ) from exc
         # The VHDL backend reports a failed GHDL analysis by return value only.
         if backend == "vhdl" and ok is False:
             log = staging / "ghdl_compile.log"

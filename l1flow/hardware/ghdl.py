@@ -10,6 +10,7 @@ one event per clock from a word file and writes the output words. GHDL's
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -121,14 +122,19 @@ def _run_tool(command: list[str], cwd: Path, what: str, log: Path) -> None:
 
 
 def analyse_bdt_library(project: ConiferVHDLProject, ghdl: str, workdir_name: str) -> Path:
-    """Analyse the project's VHDL into library BDT under a fresh ``workdir_name/``."""
+    """Analyse the project's VHDL into library BDT in a fresh ``workdir_name/``.
+
+    GHDL runs inside that folder: it looks for libraries in the current
+    directory too, where conifer's own compile leaves its (possibly stale)
+    ``bdt-obj08.cf``.
+    """
     workdir = project.folder / workdir_name
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir()
     for source in project.sources:
         _run_tool(
-            [ghdl, "-a", GHDL_STD, f"--workdir={workdir_name}", "--work=BDT", str(source)],
-            project.folder,
+            [ghdl, "-a", GHDL_STD, "--work=BDT", os.path.relpath(source, workdir)],
+            workdir,
             f"GHDL analysis of {source.name}",
             workdir / "analyse.log",
         )
@@ -163,12 +169,12 @@ class GHDLSource(HardwareSource):
             self.write()
         workdir = analyse_bdt_library(self.project, ghdl, GHDL_WORKDIR)
         for command, what in (
-            ([ghdl, "-a", GHDL_STD, f"--workdir={GHDL_WORKDIR}", "--work=l1flow", str(self.testbench_path)],
+            ([ghdl, "-a", GHDL_STD, "--work=l1flow", os.path.relpath(self.testbench_path, workdir)],
              "GHDL analysis of the l1flow test bench"),
-            ([ghdl, "-e", GHDL_STD, f"--workdir={GHDL_WORKDIR}", "--work=l1flow", TESTBENCH],
+            ([ghdl, "-e", GHDL_STD, "--work=l1flow", TESTBENCH],
              "GHDL elaboration of the l1flow test bench"),
         ):
-            _run_tool(command, self.project_dir, what, workdir / "testbench.log")
+            _run_tool(command, workdir, what, workdir / "testbench.log")
         self._ghdl = ghdl
 
     def run(self, input_words: np.ndarray) -> np.ndarray:
@@ -186,11 +192,11 @@ class GHDLSource(HardwareSource):
             write_words(inputs, words)
             _run_tool(
                 [
-                    self._ghdl, "-r", GHDL_STD, f"--workdir={GHDL_WORKDIR}", "--work=l1flow", TESTBENCH,
+                    self._ghdl, "-r", GHDL_STD, "--work=l1flow", TESTBENCH,
                     "--ieee-asserts=disable-at-0",
                     f"-gINPUT_FILE={inputs}", f"-gOUTPUT_FILE={outputs}",
                 ],
-                self.project_dir,
+                self.project_dir / GHDL_WORKDIR,
                 "GHDL simulation",
                 self.project_dir / GHDL_WORKDIR / "run.log",
             )

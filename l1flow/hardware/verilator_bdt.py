@@ -83,12 +83,12 @@ class VerilatorBDTSource(HardwareSource):
         ghdl = require_executable("ghdl", "turning the conifer VHDL into Verilog (ghdl synth)",
                                   "Install Debian's 'ghdl' package.")
         workdir = analyse_bdt_library(self.project, ghdl, SYNTH_WORKDIR)
-        command = [ghdl, "synth", GHDL_STD, f"--workdir={SYNTH_WORKDIR}", "--work=BDT", "--out=verilog", TOP]
-        completed = subprocess.run(command, cwd=self.project_dir, capture_output=True, text=True)
+        command = [ghdl, "synth", GHDL_STD, "--work=BDT", "--out=verilog", TOP]
+        completed = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
         (workdir / "synth.log").write_text(completed.stderr)
         if completed.returncode != 0 or f"module {TOP}" not in completed.stdout:
             raise HardwareRunError(
-                f"`{' '.join(command)}` in {self.project_dir} failed (exit {completed.returncode}):\n"
+                f"`{' '.join(command)}` in {workdir} failed (exit {completed.returncode}):\n"
                 f"{completed.stderr[-3000:]}"
             )
         self.verilog_path.parent.mkdir(exist_ok=True)
