@@ -117,7 +117,8 @@ def make_model(
     events = 2000
     gate = [
         {"source": "ghdl" if kind.startswith("bdt") else "verilator", "events": events, "mismatches": mismatches,
-         "passed": mismatches == 0},
+         "mismatched_events": mismatches, "passed": mismatches == 0, "events_per_s": 120000.0,
+         "failures": [f"event {i}: output 0 differs" for i in range(mismatches)]},
     ]
     return {
         "kind": kind,
@@ -125,8 +126,12 @@ def make_model(
         "firmware_hash": f"f{seed:08x}",
         "metrics": {"auc": auc, "threshold": round(threshold, 6), "efficiency_at_rate": efficiency,
                     "working_point_khz": working_point_khz},
-        "software_vs_emulation": {"events": events, "max_abs_diff": float(np.abs(residual).max()),
-                                  "fraction_differing": float((residual != 0).mean())},
+        "software_vs_emulation": {
+            "events": events, "outputs_per_event": 1, "tolerance": 0.0,
+            "max_abs_diff": float(np.abs(residual).max()), "mean_abs_diff": float(np.abs(residual).mean()),
+            "fraction_differing": float((residual != 0).mean()),
+            "abs_diff_quantiles": {q: float(np.quantile(np.abs(residual), float(q))) for q in ("0.5", "0.99", "1.0")},
+        },
         "decision_agreement": 0.9995,
         "emulation_vs_hardware": gate,
         "resources": resources,

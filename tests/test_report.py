@@ -65,6 +65,8 @@ def test_report_is_self_contained_and_compares_with_production(tmp_path: Path) -
     before = previous["models"]["ae"]["metrics"]["efficiency_at_rate"]
     assert f"{now['haa4b'] - before['haa4b']:+.4f}" in page
     assert "verilator 4 of 2000 events differ" in page and "ghdl 4 of 2000 events differ" in page
+    assert "<th>abs diff quantiles 0.99</th>" in page
+    assert 'failures: [&#34;event 0: output 0 differs&#34;' in page
     assert "over budget" in page and "116.7 %" in page  # 70,000 LUT of 60,000
     assert "runs 391500 – open" in page and "L1Calib_2026_v1, runs 390000 – open" in page
     assert '<span class="fail">physics</span>: haa4b efficiency' in page

@@ -96,7 +96,7 @@ class ModelSection:
     working_point_khz: float | None
     threshold: float | None
     signals: list[SignalRow]
-    fidelity: dict[str, Any] | None
+    fidelity: list[tuple[str, str]]
     decision_agreement: float | None
     gate_verdict: str  # "passed", "failed", "not run"
     gate_detail: str
@@ -177,6 +177,18 @@ def _short(value: Any, limit: int = 200) -> str:
     """A gate detail as text, cut so one long list cannot swamp the table."""
     text = fmt(value) if not isinstance(value, (list, dict)) else json.dumps(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fidelity_rows(fidelity: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Label and value of each software-vs-emulation figure; nested maps (quantiles) one row each."""
+    rows: list[tuple[str, str]] = []
+    for key, value in sorted((fidelity or {}).items()):
+        label = key.replace("_", " ")
+        if isinstance(value, dict):
+            rows.extend((f"{label} {inner}", _short(v)) for inner, v in sorted(value.items()))
+        else:
+            rows.append((label, _short(value) if not isinstance(value, float) else fmt(value, 6)))
+    return rows
 
 
 def _conditions_text(conditions: dict[str, Any] | None) -> str | None:
@@ -270,7 +282,7 @@ def _model_section(
         working_point_khz=metrics.get("working_point_khz"),
         threshold=metrics.get("threshold"),
         signals=signals,
-        fidelity=model.get("software_vs_emulation") or None,
+        fidelity=_fidelity_rows(model.get("software_vs_emulation")),
         decision_agreement=model.get("decision_agreement"),
         gate_verdict={True: "passed", False: "failed", None: "not run"}[passed],
         gate_detail=detail,
