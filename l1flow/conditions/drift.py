@@ -313,7 +313,8 @@ def detect_drift(
     n_fine = group * thresholds.n_bins
     ordered = np.sort(sub, axis=0)
     # quantile k / n_fine of the subsample (the inverted-CDF definition)
-    at = np.clip(np.ceil(np.arange(n_fine + 1) * (ordered.shape[0] / n_fine)).astype(np.int64) - 1, 0, ordered.shape[0] - 1)
+    n_sub = ordered.shape[0]
+    at = np.maximum((np.arange(n_fine + 1, dtype=np.int64) * n_sub + n_fine - 1) // n_fine - 1, 0)  # ceil(k n / n_fine) - 1
     edges = ordered[at].T
     edge_keys = np.ascontiguousarray(_keys(edges))
     tables, shifts = _tables(edge_keys)
