@@ -223,15 +223,26 @@ class ModelRegistry:
 
     `workspace` holds the embedded store and the lock file that serialises
     writers on this machine; `tracking_uri` points elsewhere (a server or a
-    database) when given.
+    database) when given. `artifact_location` is used only when the experiment
+    is created (default: ``<workspace>/mlartifacts`` for SQLite and file
+    stores, the server's own artifact root otherwise).
     """
 
     def __init__(
-        self, workspace: Path, tracking_uri: str | None = None, experiment: str = "l1flow"
+        self,
+        workspace: Path,
+        tracking_uri: str | None = None,
+        experiment: str = "l1flow",
+        artifact_location: str | None = None,
     ) -> None:
         self.workspace = Path(workspace).resolve()
         self.workspace.mkdir(parents=True, exist_ok=True)
-        embedded = tracking_uri is None
+        # A server (http, databricks, a database shared by machines) has its own
+        # artifact root, or takes `artifact_location`; a SQLite file opened
+        # directly would default to ./mlruns in the current directory, so its
+        # artifacts go under the workspace.
+        if artifact_location is None and (tracking_uri is None or tracking_uri.startswith(("sqlite:", "file:"))):
+            artifact_location = (self.workspace / "mlartifacts").as_uri()
         self.tracking_uri = tracking_uri or f"sqlite:///{self.workspace / 'mlflow.db'}"
         self._lock_path = self.workspace / ".registry.lock"
         # Creating the schema of a new SQLite store (which MlflowClient does on
@@ -243,8 +254,7 @@ class ModelRegistry:
                 if existing is not None:
                     self.experiment_id = existing.experiment_id
                 else:
-                    location = (self.workspace / "mlartifacts").as_uri() if embedded else None
-                    self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+                    self.experiment_id = self.client.create_experiment(experiment, artifact_location=artifact_location)
             except MlflowException as error:
                 raise RegistryError(
                     f"cannot open the MLflow store at {self.tracking_uri}: {error.message}. "
