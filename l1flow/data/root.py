@@ -172,7 +172,7 @@ def _padded(jagged: ak.Array, width: int) -> np.ndarray:
 
 
 def read_root(path: str | Path, mapping: RootMapping) -> EventSample:
-    """Read the events of ``mapping.tree`` in ``path`` into the 19 x 3 layout."""
+    """Read the events of ``mapping.tree`` (a TTree or an RNTuple) in ``path`` into the 19 x 3 layout."""
     import uproot
 
     path = Path(path)
@@ -186,7 +186,7 @@ def read_root(path: str | Path, mapping: RootMapping) -> EventSample:
         raise RootReadError(f"{path}: not a readable ROOT file ({type(exc).__name__}: {exc})") from exc
     with file:
         if mapping.tree not in file:
-            trees = [k.split(";")[0] for k, c in file.classnames().items() if c.startswith("TTree")]
+            trees = [k.split(";")[0] for k, c in file.classnames().items() if c.startswith("TTree") or "RNTuple" in c]
             raise RootReadError(f"{path}: no tree {mapping.tree!r} (trees: {', '.join(trees) or 'none'}); fix 'tree' in the mapping")
         tree = file[mapping.tree]
         missing = [b for b in mapping.branches() if b not in tree.keys()]
