@@ -245,3 +245,20 @@ def test_bdt_student_regresses_the_autoencoder(ae: TrainedModel, train_sample: E
     target = teacher_log_score(ae, validation_sample)
     assert np.corrcoef(target, student.score(validation_sample))[0, 1] > 0.7
     assert student.metadata["teacher_weights_sha256"] == ae.weights_hash()
+
+
+def test_cli_model_info_prints_the_weights_hash(ae: TrainedModel, tmp_path: Path, capsys) -> None:
+    import argparse
+
+    from l1flow.training.cli import add_commands
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    folder = ae.save(tmp_path / "ae")
+    args = parser.parse_args(["model-info", str(folder)])
+    assert args.func(args) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["weights_sha256"] == ae.weights_hash() and shown["kind"] == "dense_ae"
+    args = parser.parse_args(["model-info", str(tmp_path / "absent")])
+    assert args.func(args) == 2
+    assert "no model.json" in capsys.readouterr().err
