@@ -44,9 +44,17 @@ def train(config: PipelineConfig, dataset: data_steps.Dataset, workspace: Worksp
 
 
 @step
-def build_firmware(config: PipelineConfig, model: TrainedModel, dataset: data_steps.Dataset,
+def choose_precision(config: PipelineConfig, model: TrainedModel,
+                     dataset: data_steps.Dataset) -> firmware_steps.FirmwarePrecision:
+    return firmware_steps.choose_precision(config, model, dataset)
+
+
+@step
+def build_firmware(config: PipelineConfig, model: TrainedModel, precision: firmware_steps.FirmwarePrecision,
                    run_dir: Path, workspace: Workspace) -> firmware_steps.FirmwareBuild:
-    return firmware_steps.build_firmware(config, model, dataset, run_dir, workspace)
+    return firmware_steps.build_firmware(
+        config.firmware, model, precision.settings, run_dir / "firmware" / model.name, workspace.cache / "rtl-builds"
+    )
 
 
 @step
@@ -101,6 +109,7 @@ def l1flow_pipeline(
     run = ws.new_run(config.name, config.content_hash())
     logger.info("run folder (until published): %s", run.path)
     try:
+        publish.save_config(config, run.path)
         registry = publish.open_registry(config, ws)
         names = [m.name for m in config.models]
         production = publish.production_models(registry, ws, names)
@@ -114,7 +123,8 @@ def l1flow_pipeline(
         for name, model in trained.items():
             previous = TrainedModel.load(production[name]) if name in production else None
             version = {"name": name, "run_id": run.run_id, "weights_hash": model.weights_hash()}
-            firmware = build_firmware(config, model, dataset, run.path, ws)
+            precision = choose_precision(config, model, dataset)
+            firmware = build_firmware(config, model, precision, run.path, ws)
             version["firmware_hash"] = firmware.firmware_hash
             emulation = emulate(config, model, firmware, dataset, run.path)
             gates = verify_hardware(config, model, firmware, emulation, run.path, version)
@@ -124,7 +134,7 @@ def l1flow_pipeline(
                 "weights_hash": model.weights_hash(),
                 "firmware_hash": firmware.firmware_hash,
                 "train_seconds": model.train_seconds,
-                "precision": firmware.precision,
+                "precision": precision.to_dict(),
                 **emulation.summary,
                 "emulation_vs_hardware": [_gate_entry(g) for g in gates],
                 **physics(config, model, dataset, run.path, previous),

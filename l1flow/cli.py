@@ -16,10 +16,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from l1flow.compare import compare_run_model
+
+    comparison = compare_run_model(
+        args.run, args.model, args.data, args.out or args.run / "compare", args.mapping, args.csim_events
+    )
+    print(comparison.to_text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from l1flow.conditions.cli import add_commands as add_conditions_commands
     from l1flow.registry.cli import add_commands as add_models_commands
     from l1flow.service.cli import add_commands as add_service_commands
+    from l1flow.synthesis.cli import add_commands as add_synthesis_commands
 
     parser = argparse.ArgumentParser(
         prog="l1flow",
@@ -37,9 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_cmd_run)
 
+    compare = sub.add_parser(
+        "compare", help="software vs bit-exact emulation (and C-sim) of a run's model on an HDF5 or ROOT file"
+    )
+    compare.add_argument("run", type=Path, help="run folder (holds summary.json)")
+    compare.add_argument("model", help="model name in that run")
+    compare.add_argument("data", type=Path, help="events: HDF5 (challenge layout) or ROOT file")
+    compare.add_argument("--mapping", type=Path, default=None, help="ROOT branch mapping (YAML)")
+    compare.add_argument("--csim-events", type=int, default=2000, help="events for the C-sim cross-check")
+    compare.add_argument("--out", type=Path, default=None, help="output folder (default <run>/compare)")
+    compare.set_defaults(func=_cmd_compare)
+
     add_conditions_commands(sub)
     add_models_commands(sub)
     add_service_commands(sub)
+    add_synthesis_commands(sub)
     return parser
 
 

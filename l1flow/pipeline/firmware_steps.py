@@ -8,6 +8,7 @@ below treat neural nets and BDTs alike through it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,8 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from l1flow.config import PipelineConfig
-from l1flow.firmware import bdt_emulator, nn_emulator
+from l1flow.config import FirmwareConfig, PipelineConfig
+from l1flow.firmware import bdt_emulator, netgraph
 from l1flow.firmware.bdt_emulator import BDTEmulator
 from l1flow.firmware.conifer_project import convert_xgboost
 from l1flow.firmware.fixed import FixedType, quantize, to_float
@@ -31,7 +32,6 @@ from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
 from l1flow.hardware.ghdl import GHDLSource
 from l1flow.hardware.verilator_bdt import VerilatorBDTSource
 from l1flow.pipeline.data_steps import Dataset
-from l1flow.pipeline.workspace import Workspace
 from l1flow.training.metrics import decision_agreement, threshold_at_rate
 from l1flow.training.model import TrainedModel
 from l1flow.training.precision import choose_conifer_precision, choose_hls4ml_precision
@@ -50,74 +50,103 @@ class FirmwareBuild:
     project_dir: Path
     firmware_hash: str
     emulator: NNEmulator | BDTEmulator
+    input_type: FixedType
     output_type: FixedType
     csim_predict: Callable[[np.ndarray], np.ndarray]  # real inputs -> real outputs
     hardware: list[HardwareSource]
-    precision: dict[str, Any]
     export_vectors: Callable[[np.ndarray, np.ndarray, dict[str, Any], Path], VectorSet]
     csim_label: str = "C-sim"
 
 
-def build_firmware(
-    config: PipelineConfig, model: TrainedModel, dataset: Dataset, run_dir: Path, workspace: Workspace
-) -> FirmwareBuild:
-    """Choose the firmware precision, write and compile the project, read back the emulator."""
-    folder = run_dir / "firmware" / model.name
-    fw = config.firmware
-    rtl_cache = workspace.cache / "rtl-builds"
+@dataclass(frozen=True)
+class FirmwarePrecision:
+    """The settings a firmware project is built with, and how they were chosen.
+
+    ``settings`` is all `build_firmware` needs to rebuild the same firmware:
+    hls4ml precision overrides per layer, or conifer's precision strings.
+    """
+
+    settings: dict[str, Any]
+    report: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"settings": self.settings, "report": self.report}
+
+
+def choose_precision(config: PipelineConfig, model: TrainedModel, dataset: Dataset) -> FirmwarePrecision:
+    """Firmware types chosen from the training sample (l1flow.training.precision)."""
     if model.framework == "qkeras":
-        precision = choose_hls4ml_precision(model, dataset.train, config)
+        hls = choose_hls4ml_precision(model, dataset.train, config)
+        return FirmwarePrecision({"overrides": hls.overrides}, hls.report)
+    bdt = choose_conifer_precision(model, dataset.train, config)
+    return FirmwarePrecision(
+        {
+            "input_precision": bdt.input_precision,
+            "threshold_precision": bdt.threshold_precision,
+            "score_precision": bdt.score_precision,
+        },
+        bdt.report,
+    )
+
+
+def build_firmware(
+    firmware: FirmwareConfig,
+    model: TrainedModel,
+    settings: dict[str, Any],
+    folder: Path,
+    rtl_cache: Path | None,
+) -> FirmwareBuild:
+    """Write and compile the firmware project, read back its emulator and C-sim.
+
+    With an `rtl_cache` (where Verilator builds are kept by content hash) the
+    build also carries its hardware sources; without, only emulation and C-sim.
+    """
+    if model.framework == "qkeras":
         hls_model = convert_keras(
             model.firmware_model,
             folder / "hls4ml",
-            part=fw.part,
-            clock_period_ns=fw.clock_period_ns,
-            backend=fw.hls_backend,
-            io_type=fw.io_type,
-            precision_overrides=precision.overrides,
+            part=firmware.part,
+            clock_period_ns=firmware.clock_period_ns,
+            backend=firmware.hls_backend,
+            io_type=firmware.io_type,
+            precision_overrides=settings["overrides"],
         )
         net = FirmwareNet.from_hls_model(hls_model)
-        emulator = NNEmulator(net)
         return FirmwareBuild(
             model_name=model.name,
             family="nn",
             project_dir=folder / "hls4ml",
-            firmware_hash=net.content_hash(),
-            emulator=emulator,
-            output_type=net.output_type,
+            firmware_hash=_net_hash(net),
+            emulator=NNEmulator(net),
+            input_type=net.input.type,
+            output_type=net.output.type,
             csim_predict=lambda x: np.asarray(hls_model.predict(np.ascontiguousarray(x))).reshape(len(x), -1),
-            hardware=[Da4mlRTLSource(folder / "da4ml_rtl", net, cache_dir=rtl_cache)],
-            precision=precision.report,
-            export_vectors=lambda i, o, info, path: nn_emulator.export_vectors(net, i, o, info, path),
-            csim_label="hls4ml C-sim (compiled project)",
+            hardware=[] if rtl_cache is None else [Da4mlRTLSource(net, folder / "da4ml_rtl", cache_dir=rtl_cache)],
+            export_vectors=lambda i, o, info, path: netgraph.export_vectors(net, i, o, info, path),
+            csim_label="hls4ml C-sim",
         )
-    precision = choose_conifer_precision(model, dataset.train, config)
-    common = dict(
-        input_precision=precision.input_precision,
-        threshold_precision=precision.threshold_precision,
-        score_precision=precision.score_precision,
-        part=fw.part,
-        clock_period_ns=fw.clock_period_ns,
-    )
+    common = dict(settings, part=firmware.part, clock_period_ns=firmware.clock_period_ns)
     csim_model = convert_xgboost(model.firmware_model, folder / "conifer_cpp", backend="cpp", **common)
-    convert_xgboost(model.firmware_model, folder / "conifer_vhdl", backend="vhdl", **common)
+    hardware: list[HardwareSource] = []
+    if rtl_cache is not None:
+        convert_xgboost(model.firmware_model, folder / "conifer_vhdl", backend="vhdl", **common)
+        hardware = [
+            VerilatorBDTSource(folder / "conifer_vhdl", cache_dir=rtl_cache),
+            GHDLSource(folder / "conifer_vhdl"),
+        ]
     forest = FirmwareForest.from_conifer(csim_model)
-    emulator = BDTEmulator(forest)
     return FirmwareBuild(
         model_name=model.name,
         family="bdt",
         project_dir=folder / "conifer_cpp",
         firmware_hash=forest.content_hash(),
-        emulator=emulator,
-        output_type=emulator.output_type,
+        emulator=BDTEmulator(forest),
+        input_type=forest.input_type,
+        output_type=forest.norm_type,
         csim_predict=lambda x: np.asarray(csim_model.decision_function(x)).reshape(len(x), -1),
-        hardware=[
-            VerilatorBDTSource(folder / "conifer_vhdl", cache_dir=rtl_cache),
-            GHDLSource(folder / "conifer_vhdl"),
-        ],
-        precision=precision.report,
+        hardware=hardware,
         export_vectors=lambda i, o, info, path: bdt_emulator.export_vectors(forest, i, o, info, path),
-        csim_label="conifer cpp backend",
+        csim_label="conifer cpp C-sim",
     )
 
 
@@ -218,3 +247,16 @@ def verify_hardware(
         (vectors_dir / f"gate_{source.source}_{n}.md").write_text(report.to_markdown())
         reports.append({**report.to_dict(), "source": source.source, "events_per_s": n / seconds})
     return reports
+
+
+def _net_hash(net: FirmwareNet) -> str:
+    """Content hash of a firmware net: every layer's words and types."""
+    digest = hashlib.sha256(f"{net.input}|{net.output}".encode())
+    for layer in net.layers:
+        for name, value in sorted(vars(layer).items()):
+            digest.update(name.encode())
+            if isinstance(value, np.ndarray):
+                digest.update(str(value.shape).encode() + np.ascontiguousarray(value, dtype=np.int64).tobytes())
+            else:
+                digest.update(repr(value).encode())
+    return digest.hexdigest()

@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from l1flow.config import PipelineConfig
 from l1flow.pipeline.data_steps import Dataset
 from l1flow.pipeline.workspace import Workspace, write_json_atomic
@@ -87,6 +89,11 @@ def save_model(model: TrainedModel, run_dir: Path) -> str:
     relative = Path("models") / model.name
     model.save(run_dir / relative)
     return str(relative)
+
+
+def save_config(config: PipelineConfig, run_dir: Path) -> None:
+    """The resolved configuration (overrides applied), so the run can be rebuilt and compared."""
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:

@@ -1,0 +1,170 @@
+"""`l1flow compare`: a run's model, software against its fast firmware emulation, on a user's data.
+
+For one model of a finished run and an HDF5 or ROOT file (read through the
+data layer's readers), report:
+
+- differing outputs between the software model (QKeras / xgboost) and the
+  bit-exact emulator: events, fraction differing, max and quantiles of |diff|;
+- trigger-decision agreement at the run's working point;
+- emulator against the firmware C-simulation (hls4ml / conifer cpp) on a subset;
+- the overflow report: values that saturated or wrapped, per layer;
+- a residual plot (PNG).
+
+The firmware is rebuilt from the run's recorded precision settings, so the
+emulator is exactly the one the run verified.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from l1flow.config import load_config
+from l1flow.data.reader import read_events
+from l1flow.firmware.fixed import OverflowCount, quantize, to_float
+from l1flow.firmware.nn_emulator import NNEmulator
+from l1flow.pipeline.firmware_steps import build_firmware
+from l1flow.pipeline.workspace import write_json_atomic
+from l1flow.registry.store import read_summary
+from l1flow.training.metrics import decision_agreement
+from l1flow.training.model import TrainedModel
+from l1flow.verify.fidelity import compare_outputs
+
+
+class CompareError(ValueError):
+    """The run, the model or the data file cannot be compared."""
+
+
+@dataclass
+class Comparison:
+    model: str
+    data_file: str
+    result: dict[str, Any]
+    plot: Path
+
+    def to_text(self) -> str:
+        r = self.result
+        fid = r["software_vs_emulation"]
+        csim = r["emulation_vs_csim"]
+        lines = [
+            f"model {self.model} on {self.data_file}: {fid['events']} events",
+            f"  software vs emulation: {fid['fraction_differing']:.6g} of events differ, "
+            f"max |diff| {fid['max_abs_diff']:.6g}, 99.9% quantile {fid['abs_diff_quantiles']['0.999']:.6g}",
+            f"  trigger decisions at {r['working_point_khz']} kHz (threshold {r['threshold']:.6g}): "
+            f"{r['decision_agreement']:.6f} agree",
+            f"  emulation vs {csim['source']}: {csim['mismatches']} of {csim['events']} events differ",
+        ]
+        overflowed = [o for o in r["overflow"] if o["overflowed"]]
+        if overflowed:
+            lines.append("  overflows (saturated or wrapped values):")
+            lines += [
+                f"    {o['layer']} {o['stage']}: {o['overflowed']} of {o['values']} "
+                f"(high {o['saturated_high']}, low {o['saturated_low']}, wrapped {o['wrapped']})"
+                for o in overflowed
+            ]
+        else:
+            lines.append("  overflows: none in any layer")
+        lines.append(f"  residual plot: {self.plot}")
+        return "\n".join(lines)
+
+
+def compare_run_model(
+    run_dir: Path,
+    model_name: str,
+    data_file: Path,
+    out_dir: Path,
+    mapping: Path | None = None,
+    csim_events: int = 2000,
+) -> Comparison:
+    run_dir = Path(run_dir)
+    summary = read_summary(run_dir)
+    models = summary.get("models") or {}
+    if model_name not in models:
+        raise CompareError(f"{run_dir}: no model {model_name!r}; the run has {', '.join(sorted(models)) or 'none'}")
+    block = models[model_name]
+    config = load_config(run_dir / "config.yaml")
+    model = TrainedModel.load(run_dir / block["artifacts"]["model"])
+    sample = read_events(Path(data_file), mapping)
+    if len(sample) == 0:
+        raise CompareError(f"{data_file}: no events to compare")
+    try:
+        x = model.firmware_inputs(sample)
+    except ValueError as exc:
+        raise CompareError(f"{data_file} does not fit model {model_name!r}: {exc}") from exc
+
+    with tempfile.TemporaryDirectory(prefix="l1flow-compare-") as scratch:
+        firmware = build_firmware(config.firmware, model, block["precision"]["settings"], Path(scratch), None)
+        if firmware.firmware_hash != block["firmware_hash"]:
+            raise CompareError(
+                f"the firmware rebuilt from {run_dir / 'config.yaml'} has hash {firmware.firmware_hash[:12]}, "
+                f"but the run verified {block['firmware_hash'][:12]}; the toolchain changed since the run"
+            )
+        input_overflow = OverflowCount()
+        words = quantize(x, firmware.input_type, input_overflow)
+        out_words = firmware.emulator.predict_words(words)
+        n_csim = min(csim_events, len(x))
+        csim_words = quantize(firmware.csim_predict(x[:n_csim]), firmware.output_type)
+    emulated = to_float(out_words, firmware.output_type)
+    software = model.software_outputs(x)
+    threshold = float(block["decision_threshold"])
+    overflow = [_overflow_row("input", "quantize", input_overflow)]
+    if isinstance(firmware.emulator, NNEmulator):
+        overflow += [
+            {"layer": o.layer, "stage": o.stage, "values": o.values, "saturated_high": o.saturated_high,
+             "saturated_low": o.saturated_low, "wrapped": o.wrapped, "overflowed": o.overflowed}
+            for o in firmware.emulator.overflow_report(words)
+        ]
+    result = {
+        "run": summary.get("run_id"),
+        "model": model_name,
+        "data_file": str(data_file),
+        "software_vs_emulation": compare_outputs(software, emulated).to_dict(),
+        "threshold": threshold,
+        "working_point_khz": config.trigger.working_point_khz,
+        "decision_agreement": decision_agreement(
+            model.score_from_firmware_outputs(x, software), model.score_from_firmware_outputs(x, emulated), threshold
+        ),
+        "emulation_vs_csim": {
+            "source": firmware.csim_label,
+            "events": n_csim,
+            "mismatches": int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1))),
+        },
+        "overflow": overflow,
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot = _residual_plot(software, emulated, model_name, out_dir / f"{model_name}_residuals.png")
+    write_json_atomic(out_dir / f"{model_name}_compare.json", result)
+    return Comparison(model_name, str(data_file), result, plot)
+
+
+def _overflow_row(layer: str, stage: str, count: OverflowCount) -> dict[str, Any]:
+    return {
+        "layer": layer, "stage": stage, "values": count.values, "saturated_high": count.saturated_high,
+        "saturated_low": count.saturated_low, "wrapped": count.wrapped, "overflowed": count.overflowed,
+    }
+
+
+def _residual_plot(software: np.ndarray, emulated: np.ndarray, model: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    residual = (np.asarray(emulated) - np.asarray(software)).ravel()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    spread = float(np.abs(residual).max(initial=0.0))
+    ax.hist(residual, bins=101, range=(-spread, spread) if spread > 0 else (-1, 1), log=True)
+    ax.set_xlabel("emulation - software (per output)")
+    ax.set_ylabel("values")
+    ax.set_title(f"{model}: {np.count_nonzero(residual)} of {residual.size} outputs differ")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,115 @@
+"""The default pipeline end to end, as a user runs it: `l1flow run configs/default.yaml`.
+
+Run twice with a conditions change in between (a new IOV with a 5% jet-scale
+shift and 10 more pile-up): two registered versions with full lineage, the
+second promoted or left `candidate` by the acceptance criteria, and
+`l1flow models rollback` restores the first as production. Event counts are
+reduced from the default (the models, firmware and checks are the same) to
+keep the suite within CI's budget; `make run` runs the full numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+L1FLOW = [sys.executable, "-m", "l1flow.cli"]
+
+SMALLER = [
+    "data.train_background=60000",
+    "data.train_signal=3000",
+    "data.validation_background=10000",
+    "data.validation_signal=500",
+    "data.test_background=50000",
+    "data.test_signal=5000",
+    "verify.emulation_events=120000",
+    "verify.hardware_events=100000",
+    "verify.csim_events=2000",
+    "verify.ghdl_events=1000",
+]
+
+
+def l1flow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([*L1FLOW, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, f"l1flow {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}"
+    return result
+
+
+def run_default(workspace: Path) -> dict:
+    args = ["run", str(REPO / "configs" / "default.yaml"), "--workspace", str(workspace)]
+    for override in SMALLER:
+        args += ["--set", override]
+    result = l1flow(*args, cwd=workspace.parent)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("run folder: ")]
+    assert lines, f"no run folder printed:\n{result.stdout[-3000:]}"
+    run_dir = Path(lines[-1].removeprefix("run folder: "))
+    assert run_dir.is_dir() and not run_dir.name.startswith(".")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["_run_dir"] = run_dir
+    return summary
+
+
+@pytest.mark.slow
+def test_default_pipeline_twice_with_conditions_change_then_rollback(tmp_path: Path) -> None:
+    workspace = tmp_path / "work"
+    first = run_default(workspace)
+
+    assert first["wall_seconds"] > 0
+    ae, bdt = first["models"]["axol1tl_ae"], first["models"]["bdt"]
+    # The autoencoder: QKeras and the bit-exact emulation agree on every event.
+    assert ae["software_vs_emulation"]["events"] == 120_000
+    assert ae["software_vs_emulation"]["fraction_differing"] == 0.0
+    assert ae["emulation_vs_csim"]["mismatches"] == 0
+    assert ae["decision_agreement"] >= 0.999
+    (rtl,) = [h for h in ae["emulation_vs_hardware"] if h["source"] == "verilator"]
+    assert rtl["events"] == 100_000 and rtl["mismatches"] == 0
+    # The BDT: conifer's VHDL in GHDL and, as Verilog, in Verilator, word for word.
+    sources = {h["source"]: h for h in bdt["emulation_vs_hardware"]}
+    assert sources["ghdl"]["events"] == 1_000 and sources["ghdl"]["mismatches"] == 0
+    assert sources["verilator"]["events"] == 100_000 and sources["verilator"]["mismatches"] == 0
+    assert bdt["emulation_vs_csim"]["mismatches"] == 0
+    assert bdt["decision_agreement"] >= 0.999
+    for model in (ae, bdt):
+        assert set(model["metrics"]["efficiency_at_rate"]) == set(first["dataset"]["classes"][1:])
+    run_dir = first["_run_dir"]
+    assert (run_dir / "report.html").stat().st_size > 10_000
+    registered = {r["name"]: r for r in first["registry"]}
+    assert registered["axol1tl_ae"]["version"] == 1 and registered["axol1tl_ae"]["promoted"]
+
+    # A new IOV: jet scale +5%, pile-up +10. The next run trains on it.
+    payload = yaml.safe_load(
+        l1flow("conditions", "show", "--store", str(workspace / "conditions.sqlite"), "L1Nominal",
+               "--format", "yaml", cwd=tmp_path).stdout
+    )
+    payload["calibration"]["jet"] = round(payload["calibration"]["jet"] * 1.05, 6)
+    payload["mean_pileup"] = payload["mean_pileup"] + 10
+    new_payload = tmp_path / "new_iov.yaml"
+    new_payload.write_text(yaml.safe_dump(payload))
+    l1flow("conditions", "add", "--store", str(workspace / "conditions.sqlite"), "L1Nominal",
+           "--first-run", "1000", str(new_payload), cwd=tmp_path)
+
+    second = run_default(workspace)
+    assert second["conditions"]["iov"]["first_run"] == 1000
+    ae2 = second["models"]["axol1tl_ae"]
+    assert ae2["weights_hash"] != ae["weights_hash"]
+    # The previous production model is scored on the same events, side by side.
+    assert ae2["previous_production"] is not None
+
+    shown = json.loads(l1flow("models", "show", "axol1tl_ae", "2", "--workspace", str(workspace),
+                              "--json", cwd=tmp_path).stdout)
+    lineage = shown["lineage"]
+    for key in ("conditions.tag", "conditions.iov", "dataset.hash", "config.hash", "firmware.hash", "gate.verdict"):
+        assert any(k.endswith(key) for k in lineage), f"lineage lacks {key}: {sorted(lineage)}"
+
+    l1flow("models", "rollback", "axol1tl_ae", "--workspace", str(workspace), "--reason", "test", cwd=tmp_path)
+    after = json.loads(l1flow("models", "show", "axol1tl_ae", "production", "--workspace", str(workspace),
+                              "--json", cwd=tmp_path).stdout)
+    assert after["version"] == 1
