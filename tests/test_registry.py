@@ -128,6 +128,13 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
                                                      "version": 1, "from_version": 2, "reason": "rate spike"}
     with pytest.raises(RegistryError, match="no earlier production version"):
         registry.rollback("ae")
+    # An alias moved behind l1flow's back is not silently "rolled back" over.
+    registry.client.set_registered_model_alias("bdt", "production", "2")
+    with pytest.raises(RegistryError, match="alias points to version 2 but l1flow's history ends at version 1"):
+        registry.rollback("bdt")
+    registry.client.set_registered_model_alias("bdt", "production", "1")
+    with pytest.raises(RegistryError, match="no model named 'cicada'"):
+        registry.rollback("cicada")
     # The untouched BDT: version 2 failed too, production still 1.
     assert registry.show("bdt", "production").version == 1
 

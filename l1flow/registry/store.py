@@ -450,7 +450,12 @@ class ModelRegistry:
             ) from error
 
     def _history(self, name: str, tag: str) -> list[dict[str, Any]]:
-        value = self.client.get_registered_model(name).tags.get(tag)
+        try:
+            value = self.client.get_registered_model(name).tags.get(tag)
+        except MlflowException as error:
+            raise RegistryError(
+                f"no model named '{name}' in the registry at {self.tracking_uri}; `l1flow models list` shows them"
+            ) from error
         return json.loads(value) if value else []
 
     def _append(self, name: str, tag: str, entries: list[dict[str, Any]]) -> None:
@@ -533,6 +538,12 @@ class ModelRegistry:
         with self._locked():
             history = self._history(name, HISTORY_TAG)
             current = self._alias_version(name, PRODUCTION)
+            if history and current is not None and int(history[-1]["version"]) != current:
+                raise RegistryError(
+                    f"{name}: the '{PRODUCTION}' alias points to version {current} but l1flow's history ends at "
+                    f"version {history[-1]['version']}; the alias was moved outside l1flow. "
+                    f"Run `l1flow models promote {name} <version>` to put it back under l1flow's record"
+                )
             if len(history) < 2 or current is None:
                 raise RegistryError(
                     f"{name} has no earlier {PRODUCTION} version to roll back to "
@@ -623,7 +634,7 @@ class ModelRegistry:
             try:
                 current = self._alias_version(name, PRODUCTION)
                 stack = [int(entry["version"]) for entry in reversed(self._history(name, HISTORY_TAG))]
-            except MlflowException:
+            except RegistryError:
                 continue
             for version in ([current] if current is not None else []) + stack:
                 record = self._model_version(name, version)
