@@ -129,7 +129,20 @@ def test_prefect_payloads_match_the_summary(tmp_path: Path) -> None:
         assert row["mismatches"] == 4 and row["gate"] == "failed" and row["accepted"] is False
         assert row["LUT"] == 70000 and row["latency_ns"] == 16.0
     assert set(payload.table[0]) == set(payload.table[-1])
-    json.dumps(payload.table)  # plain data Prefect can store
+    # Prefect's own models accept the keys and data (the flow publishes them with these).
+    from prefect.artifacts import LinkArtifact, MarkdownArtifact, TableArtifact
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    for suffix, artifact in (
+        ("", MarkdownArtifact(markdown=payload.markdown, key=payload.key)),
+        ("-table", TableArtifact(table=payload.table, key=payload.key + "-table")),
+        ("-link", LinkArtifact(link=payload.link, link_text=payload.link_text, key=payload.key + "-link")),
+    ):
+        created = ArtifactCreate(key=payload.key + suffix, type=artifact.type, data=artifact.format())
+        assert created.key == payload.key + suffix
+    assert json.loads(TableArtifact(table=payload.table).format()) == payload.table
+    with pytest.raises(ValueError):
+        ArtifactCreate(key="L1flow Report", type="table")  # the check above can fail
     assert "| ae | dense_ae | **failed** | **failed** | 70,000 | 16 |" in payload.markdown
     assert "resources: LUT 70000 over budget 60000" in payload.markdown
     assert f"]({payload.link})" in payload.markdown
