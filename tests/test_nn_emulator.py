@@ -204,9 +204,9 @@ def test_overflow_report_counts_wraps_and_saturations(wrap_net: tuple[Any, Any, 
     assert wrapped_relu.values == EVENTS * 5 and wrapped_relu.saturated_high == 0
     # The same relu outputs cast to a saturating twin of the type: every
     # value that wrapped must saturate there, and nothing else.
-    d0_words = emulator.steps[0].exact(words, {k: OverflowCount() for k in ("product", "accumulator", "result")})
+    d0_words = emulator.layer_steps[0].exact(words, {k: OverflowCount() for k in ("product", "accumulator", "result")})
     relu = next(layer for layer in net.layers if layer.name == "r0")
-    for step in emulator.steps[1 : net.layers.index(relu)]:
+    for step in emulator.layer_steps[1 : net.layers.index(relu)]:
         d0_words = step.exact(d0_words, {k: OverflowCount() for k in ("product", "accumulator", "result")})
     twin = OverflowCount()
     convert(np.maximum(d0_words, 0), relu.input_type, relu.result_type.with_modes(overflow="SAT"), twin)

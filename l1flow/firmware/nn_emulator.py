@@ -20,11 +20,14 @@ once at the end.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from l1flow.firmware.fixed import (
     OVERFLOW_MODES,
@@ -49,7 +52,7 @@ from l1flow.firmware.netgraph import (
 )
 
 EXACT_FLOAT = 2.0**53
-CHUNK_EVENTS = 16384
+CHUNK_EVENTS = 4096
 
 
 @dataclass
@@ -75,7 +78,7 @@ class LayerOverflow:
 # ---------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _cast_scalar(v, down, up, qmode, omode, lo, hi, modulus):  # type: ignore[no-untyped-def]
     if down != 1.0:
         s = v * down
@@ -115,17 +118,29 @@ def _cast_scalar(v, down, up, qmode, omode, lo, hi, modulus):  # type: ignore[no
     return v
 
 
-@numba.njit(cache=True, parallel=True)
-def _epilogue(y, col_scale, col_offset, acc_wrap, acc_lo, acc_modulus, relu, down, up, qmode, omode, lo, hi, modulus, out):  # type: ignore[no-untyped-def]
+@numba.njit(cache=True, nogil=True)
+def _epilogue(y, scale1, offset1, acc_wrap, acc_lo, acc_modulus, relu1, c1, has2, scale2, offset2, relu2, c2, out):  # type: ignore[no-untyped-def]
+    """out = cast2(relu2(y2 * scale2 + offset2)) with y2 = cast1(relu1(wrap(y * scale1 + offset1))).
+
+    c1 / c2 hold (down, up, qmode, omode, lo, hi, modulus) of each cast; the
+    second stage (an activation or batchnorm after a matmul) is optional.
+    """
     rows, cols = y.shape
-    for i in numba.prange(rows):
+    q1, o1, q2, o2 = int(c1[2]), int(c1[3]), int(c2[2]), int(c2[3])
+    for i in range(rows):
         for j in range(cols):
-            v = y[i, j] * col_scale[j] + col_offset[j]
+            v = y[i, j] * scale1[j] + offset1[j]
             if acc_wrap:
                 v = v - acc_modulus * np.floor((v - acc_lo) / acc_modulus)
-            if relu and v < 0.0:
+            if relu1 and v < 0.0:
                 v = 0.0
-            out[i, j] = _cast_scalar(v, down, up, qmode, omode, lo, hi, modulus)
+            v = _cast_scalar(v, c1[0], c1[1], q1, o1, c1[4], c1[5], c1[6])
+            if has2:
+                v = v * scale2[j] + offset2[j]
+                if relu2 and v < 0.0:
+                    v = 0.0
+                v = _cast_scalar(v, c2[0], c2[1], q2, o2, c2[4], c2[5], c2[6])
+            out[i, j] = v
 
 
 @dataclass(frozen=True)
@@ -139,6 +154,9 @@ class _Cast:
     lo: float
     hi: float
     modulus: float
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.down, self.up, self.qmode, self.omode, self.lo, self.hi, self.modulus])
 
     @classmethod
     def between(cls, src_frac: int, dst: FixedType) -> _Cast:
@@ -161,26 +179,64 @@ def _run_epilogue(
     cast: _Cast,
     relu: bool = False,
     acc: FixedType | None = None,
+    then: _Op | None = None,
 ) -> np.ndarray:
+    """One epilogue pass over `y`, optionally followed by an elementwise op `then`."""
     out = np.empty_like(y)
     _epilogue(
-        y,
+        np.ascontiguousarray(y),
         col_scale,
         col_offset,
         acc is not None,
         float(acc.min_word) if acc is not None else 0.0,
         float(2**acc.width) if acc is not None else 1.0,
         relu,
-        cast.down,
-        cast.up,
-        cast.qmode,
-        cast.omode,
-        cast.lo,
-        cast.hi,
-        cast.modulus,
+        cast.as_array(),
+        then is not None,
+        then.col_scale if then is not None else col_scale,
+        then.col_offset if then is not None else col_offset,
+        then.relu if then is not None else False,
+        then.cast.as_array() if then is not None else cast.as_array(),
         out,
     )
     return out
+
+
+@dataclass
+class _Op:
+    """One fusable operation: an optional integer matmul, then the epilogue and cast."""
+
+    n_in: int
+    n_out: int
+    weight: np.ndarray | None  # (n_in, n_out) float64 words, or None
+    col_scale: np.ndarray
+    col_offset: np.ndarray
+    wrap: FixedType | None  # accumulator to wrap into, when it can overflow
+    relu: bool
+    cast: _Cast
+
+
+class _Program:
+    """Fused ops: each matmul (BLAS dgemm) and the elementwise op after it share one pass."""
+
+    def __init__(self, ops: list[_Op]) -> None:
+        self.passes: list[tuple[_Op, _Op | None]] = []
+        k = 0
+        while k < len(ops):
+            op = ops[k]
+            following = ops[k + 1] if k + 1 < len(ops) else None
+            if following is not None and following.weight is None and following.wrap is None:
+                self.passes.append((op, following))
+                k += 2
+            else:
+                self.passes.append((op, None))
+                k += 1
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        for op, then in self.passes:
+            y = x @ op.weight if op.weight is not None else x
+            x = _run_epilogue(y, op.col_scale, op.col_offset, op.cast, op.relu, op.wrap, then)
+        return x
 
 
 def _max_abs(t: FixedType) -> int:
@@ -206,7 +262,6 @@ def _windows(x: np.ndarray, shape: tuple[int, int, int], kernel: tuple[int, int]
 
 
 def _accumulate_exact(
-    name: str,
     x: np.ndarray,
     weight: np.ndarray,
     bias: np.ndarray,
@@ -252,6 +307,29 @@ class _Step(ABC):
     def exact(self, x: np.ndarray, counters: dict[str, OverflowCount]) -> np.ndarray:
         """Int64 words in, int64 words out; casts counted into `counters`."""
 
+    def ops(self) -> list[_Op] | None:
+        """The step as fusable per-event ops, or None if it runs on whole arrays."""
+        return None
+
+
+class _FusedStep(_Step):
+    """Consecutive fusable steps run in one per-event kernel pass."""
+
+    def __init__(self, steps: list[_Step]) -> None:
+        self.steps = steps
+        self.name = "+".join(step.name for step in steps)
+        self.fast_ok = True
+        ops = [op for step in steps for op in (step.ops() or [])]
+        self.program = _Program(ops) if ops else None
+
+    def fast(self, x: np.ndarray) -> np.ndarray:
+        return self.program(x) if self.program is not None else x
+
+    def exact(self, x: np.ndarray, counters: dict[str, OverflowCount]) -> np.ndarray:
+        for step in self.steps:
+            x = step.exact(x, counters)
+        return x
+
 
 class _MatmulStep(_Step):
     """Dense or Conv2D: integer dgemm, bias, accumulator wrap, cast to result."""
@@ -272,6 +350,8 @@ class _MatmulStep(_Step):
         bound = float(_max_abs(layer.input_type)) * float(column_sums) * 2.0**max(self.acc_shift, 0)
         bound += float(np.abs(acc_bias).max(initial=0))
         self.cast = _Cast.between(acc.frac, layer.result_type)
+        # bit_exact accumulators never overflow; skip the wrap when the bound shows it
+        self.wrap = acc if bound > acc.max_word or -bound < acc.min_word else None
         up_bound = float(_max_abs(acc)) * self.cast.up
         self.fast_ok = (
             acc.overflow == "WRAP"
@@ -288,15 +368,21 @@ class _MatmulStep(_Step):
             return win.reshape(-1, self.weight_int.shape[0])
         return x
 
+    def ops(self) -> list[_Op] | None:
+        if isinstance(self.layer, Conv2DLayer):
+            return None
+        n_in, n_out = self.weight_f.shape
+        return [_Op(n_in, n_out, self.weight_f, self.col_scale, self.col_offset, self.wrap, False, self.cast)]
+
     def fast(self, x: np.ndarray) -> np.ndarray:
         y = self._columns(x) @ self.weight_f
-        out = _run_epilogue(y, self.col_scale, self.col_offset, self.cast, acc=self.layer.accum_type)
+        out = _run_epilogue(y, self.col_scale, self.col_offset, self.cast, acc=self.wrap)
         return out.reshape(x.shape[0], -1)
 
     def exact(self, x: np.ndarray, counters: dict[str, OverflowCount]) -> np.ndarray:
         layer = self.layer
         acc = _accumulate_exact(
-            self.name, self._columns(x), self.weight_int, layer.bias, layer.input_type,
+            self._columns(x), self.weight_int, layer.bias, layer.input_type,
             layer.weight_type, layer.bias_type, layer.accum_type, counters,
         )
         out = convert(acc, layer.accum_type, layer.result_type, counters["result"])
@@ -313,6 +399,10 @@ class _ActivationStep(_Step):
         n = int(np.prod(layer.output_shape))
         self.ones = np.ones(n)
         self.zeros = np.zeros(n)
+
+    def ops(self) -> list[_Op] | None:
+        n = len(self.ones)
+        return [_Op(n, n, None, self.ones, self.zeros, None, self.relu, self.cast)]
 
     def fast(self, x: np.ndarray) -> np.ndarray:
         return _run_epilogue(x, self.ones, self.zeros, self.cast, relu=self.relu)
@@ -344,6 +434,10 @@ class _BatchNormStep(_Step):
         self.fast_ok = bound < EXACT_FLOAT and bound * self.cast.up < EXACT_FLOAT
         if self.sum_t.width > 62:
             raise ValueError(f"layer {self.name!r}: x * scale + bias needs {self.sum_t.width} bits, more than int64 holds")
+
+    def ops(self) -> list[_Op] | None:
+        n = len(self.col_scale)
+        return [_Op(n, n, None, self.col_scale, self.col_offset, None, False, self.cast)]
 
     def fast(self, x: np.ndarray) -> np.ndarray:
         return _run_epilogue(x, self.col_scale, self.col_offset, self.cast)
@@ -384,6 +478,9 @@ class _ReshapeStep(_Step):
         self.name = layer.name
         self.fast_ok = True
 
+    def ops(self) -> list[_Op] | None:
+        return []
+
     def fast(self, x: np.ndarray) -> np.ndarray:
         return x
 
@@ -405,6 +502,23 @@ def _make_step(layer: FirmwareLayer) -> _Step:
     raise TypeError(f"no emulation for layer {layer!r}")
 
 
+def _fuse(steps: list[_Step]) -> list[_Step]:
+    """Group runs of fast, fusable steps (dense, activation, batchnorm, reshape)."""
+    grouped: list[_Step] = []
+    run: list[_Step] = []
+    for step in steps:
+        if step.fast_ok and step.ops() is not None:
+            run.append(step)
+            continue
+        if run:
+            grouped.append(_FusedStep(run))
+            run = []
+        grouped.append(step)
+    if run:
+        grouped.append(_FusedStep(run))
+    return grouped
+
+
 def _new_counters() -> dict[str, OverflowCount]:
     return {"product": OverflowCount(), "accumulator": OverflowCount(), "result": OverflowCount()}
 
@@ -412,10 +526,12 @@ def _new_counters() -> dict[str, OverflowCount]:
 class NNEmulator:
     """Bit-exact emulation of `net` (same words as ``hls_model.predict``)."""
 
-    def __init__(self, net: FirmwareNet, chunk_events: int = CHUNK_EVENTS) -> None:
+    def __init__(self, net: FirmwareNet, chunk_events: int = CHUNK_EVENTS, workers: int | None = None) -> None:
         self.net = net
         self.chunk_events = chunk_events
-        self.steps = [_make_step(layer) for layer in net.layers]
+        self.workers = workers or os.cpu_count() or 1
+        self.layer_steps = [_make_step(layer) for layer in net.layers]
+        self.steps = _fuse(self.layer_steps)
 
     def quantize_inputs(self, x: np.ndarray) -> np.ndarray:
         """Input words for real inputs, as the C++ top level casts doubles to the input type."""
@@ -443,8 +559,16 @@ class NNEmulator:
                 f"holds [{t.min_word}, {t.max_word}]"
             )
         out = np.empty((len(words), self.net.n_outputs), dtype=np.int64)
-        for start in range(0, len(words), self.chunk_events):
+
+        def run(start: int) -> None:
             out[start : start + self.chunk_events] = self._forward(words[start : start + self.chunk_events])
+
+        # Chunks in parallel threads (dgemm and the numba kernels release the
+        # GIL), each with single-threaded BLAS: nested thread pools spin-wait
+        # against each other and were 10x slower here.
+        starts = range(0, len(words), self.chunk_events)
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(self.workers) as pool:
+            list(pool.map(run, starts))
         return out
 
     def _forward(self, words: np.ndarray) -> np.ndarray:
@@ -467,7 +591,7 @@ class NNEmulator:
     def predict_words_exact(self, input_words: np.ndarray) -> np.ndarray:
         """The same words through the int64 step-by-step path only (a cross-check)."""
         words = self._flat(np.asarray(input_words), "input words").astype(np.int64)
-        for step in self.steps:
+        for step in self.layer_steps:
             words = step.exact(words, _new_counters())
         return words
 
@@ -479,7 +603,7 @@ class NNEmulator:
         """Per layer and cast: how many values saturated or wrapped on this sample."""
         words = self._flat(np.asarray(input_words), "input words").astype(np.int64)
         report: list[LayerOverflow] = []
-        for step in self.steps:
+        for step in self.layer_steps:
             counters = _new_counters()
             words = step.exact(words, counters)
             for stage, count in counters.items():
