@@ -158,6 +158,11 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
     page = render_report(second_dir, previous, CRITERIA, output=tmp_path / "r.html").read_text()
     assert "compared with <strong>production v1</strong> (trained for Calib_v1, runs 390000 – open)" in page
     assert registry.production_summary(["unknown"]) is None
+    registry.attach_report(details.run_id, tmp_path / "r.html")
+    (tmp_path / "dl").mkdir()
+    assert (tmp_path / "r.html").read_bytes() == Path(
+        registry.client.download_artifacts(details.run_id, "r.html", str((tmp_path / "dl").resolve()))
+    ).read_bytes()
 
 
 def test_gate_and_budget_failures_block_production(tmp_path: Path, workspace: Path) -> None:

@@ -412,6 +412,13 @@ class ModelRegistry:
             promoted = True
         return RegisteredVersion(name=name, version=version, run_id=run_id, verdict=verdict, promoted=promoted)
 
+    def attach_report(self, run_id: str, report: Path) -> None:
+        """Log a run's HTML report rendered after :meth:`record_run` (e.g. one that shows its outcome)."""
+        report = Path(report)
+        if not report.is_file():
+            raise RegistryError(f"report {report} does not exist; render it first (l1flow report RUN_DIR)")
+        self.client.log_artifact(run_id, str(report))
+
     # ---- aliases -------------------------------------------------------------------
 
     def _alias_version(self, name: str, alias: str) -> int | None:
