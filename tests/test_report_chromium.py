@@ -111,7 +111,7 @@ class DevToolsPipe:
             ) from None
 
     def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
-             timeout: float = 60.0) -> dict[str, Any]:
+             timeout: float = 120.0) -> dict[str, Any]:
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
@@ -125,7 +125,7 @@ class DevToolsPipe:
                 return reply.get("result", {})
             self.events.append(reply)
 
-    def wait_for(self, method: str, timeout: float = 60.0) -> None:
+    def wait_for(self, method: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while not any(e.get("method") == method for e in self.events):
             self.events.append(self._next(deadline))
