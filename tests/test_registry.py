@@ -238,7 +238,6 @@ _REGISTER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    sys.path.insert(0, sys.argv[4])
     from l1flow.registry.criteria import AcceptanceCriteria
     from l1flow.registry.store import ModelRegistry
     go = Path(sys.argv[3])
@@ -256,9 +255,8 @@ _REGISTER = textwrap.dedent(
 def test_concurrent_registration_loses_nothing(tmp_path: Path, workspace: Path) -> None:
     runs = [make_run_folder(tmp_path / f"run{i}", run_id=f"parallel-{i}", seed=10 + i) for i in range(2)]
     go = tmp_path / "go"
-    here = str(Path(__file__).parent)
     procs = [
-        subprocess.Popen([sys.executable, "-c", _REGISTER, str(workspace), str(run), str(go), here],
+        subprocess.Popen([sys.executable, "-c", _REGISTER, str(workspace), str(run), str(go)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for run in runs
     ]
