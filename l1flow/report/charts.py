@@ -40,7 +40,11 @@ def comparison_chart(
     ax.set_xticks(x, signals, rotation=20 if len(signals) > 4 else 0)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    finite = [v for v in now + (before if previous else []) if not np.isnan(v)]
+    if finite:
+        ax.set_ylim(0, max(finite) * 1.18 or 1.0)  # room for the value labels
+    # Below the axes, so it never hides a bar or its label.
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
