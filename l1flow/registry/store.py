@@ -382,9 +382,14 @@ class ModelRegistry:
         try:
             self.client.get_registered_model(name)
         except MlflowException:
-            self.client.create_registered_model(
-                name, description=f"l1flow model '{name}' ({model.get('kind', 'unknown kind')})"
-            )
+            try:
+                self.client.create_registered_model(
+                    name, description=f"l1flow model '{name}' ({model.get('kind', 'unknown kind')})"
+                )
+            except MlflowException as error:
+                # Another machine on a shared server created it between our two calls.
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
         production = self._production_model_block(name)
         verdict = evaluate_acceptance(model, production, criteria)
         tags = lineage_tags(summary, name, model)
