@@ -72,6 +72,7 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
     assert lineage["conditions.tag"] == "Calib_v2"
     assert lineage["conditions.iov.first_run"] == "391500"
     assert lineage["conditions.iov.last_run"] == "open"
+    assert lineage["conditions.iov"] == "[391500, open]"
     assert lineage["dataset.hash"] == "d000002"
     assert lineage["config.hash"] == "c0ffee12"
     assert lineage["firmware.hash"] == "f00000014"

@@ -198,6 +198,8 @@ def lineage_tags(summary: dict[str, Any], name: str, model: dict[str, Any]) -> d
         TAG + "conditions.tag": str(conditions.get("tag", "")),
         TAG + "conditions.iov.first_run": str(iov.get("first_run", "")),
         TAG + "conditions.iov.last_run": "open" if iov.get("last_run") is None else str(iov["last_run"]),
+        # The same interval in one readable value, e.g. "[390000, open]".
+        TAG + "conditions.iov": f"[{iov.get('first_run', '?')}, {'open' if iov.get('last_run') is None else iov['last_run']}]",
         TAG + "conditions.trigger.retrain": str(trigger.get("retrain", "")),
         TAG + "conditions.trigger.reason": _text(trigger.get("reason", "")),
         TAG + "dataset.hash": str(dataset.get("hash", "")),
@@ -557,8 +559,9 @@ class ModelRegistry:
                     f"Run `l1flow models promote {name} <version>` to put it back under l1flow's record"
                 )
             if len(history) < 2 or current is None:
+                now = "no version is production" if current is None else f"version {current} is production"
                 raise RegistryError(
-                    f"{name} has no earlier {PRODUCTION} version to roll back to "
+                    f"{name} has no earlier {PRODUCTION} version to roll back to: {now} and none came before it "
                     f"(history: {[h['version'] for h in history] or 'empty'})"
                 )
             removed = history.pop()
