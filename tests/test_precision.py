@@ -61,7 +61,7 @@ def test_hls4ml_types_never_overflow_and_agree(ae: TrainedModel, sample: EventSa
     assert [layer["layer"] for layer in dense] == ["enc0", "latent", "dec0", "reco"]
     # every weight is an 8-bit word: 57*8 + 8*2 + 2*8 + 8*57 weights
     assert report["cost_bits"]["weight_bits"] == 8 * (57 * 8 + 8 * 2 + 2 * 8 + 8 * 57)
-    assert report["cost_bits"]["input_bits"] == 57 * 16
+    assert report["cost_bits"]["input_bits"] == 57 * 11  # the default 11-bit input quantizer
     assert all(layer["headroom_bits"] >= 0 for layer in report["layers"] if "headroom_bits" in layer)
 
 

@@ -73,6 +73,11 @@ def test_scaling_fit_gives_unit_scale_fits_the_range_and_saturates_beyond() -> N
     narrow = PowerOfTwoScaling.fit(hw, ("pt", "eta", "phi"), QuantizerSpec(bits=16, integer=0))
     assert narrow.shifts["pt"] == 11  # 2047 needs 11 bits; none above the point
     assert np.abs(narrow.apply(hw)).max() < 1.0
+    saturating = PowerOfTwoScaling.fit(hw, ("pt", "eta", "phi"), QuantizerSpec(bits=10, integer=1), saturate=True)
+    assert saturating.shifts == {g: int(np.rint(np.log2(r))) for g, r in zip(
+        ("pt", "eta", "phi"), np.sqrt(np.mean(hw.astype(float) ** 2, axis=0)))}  # unit scale only
+    clipped = saturating.apply(hw)
+    assert clipped.max() == 2**1 - 2**-8 and (clipped == clipped.max()).sum() > 0  # the hardest pT saturate
     beyond = scaling.apply(np.array([[10**6, 0, 0]], dtype=np.int64))
     assert beyond[0, 0] == 2**4 - 2**-q.fractional  # saturated at the type's maximum
     assert PowerOfTwoScaling.from_dict(json.loads(json.dumps(scaling.to_dict()))) == scaling

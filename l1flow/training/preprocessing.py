@@ -11,8 +11,9 @@ type has fewer fractional bits than the shift (like AXOL1TL's ``hwPt / 2``):
 
 Values beyond the range of the input type saturate, as the firmware input
 would. The shifts are chosen once, from the training sample: each feature type
-enters at about unit scale, and its largest training value fits in ``integer``
-bits (see :meth:`PowerOfTwoScaling.fit`); they are saved with the model and
+enters at about unit scale, and either its largest training value fits in
+``integer`` bits or larger values saturate (see :meth:`PowerOfTwoScaling.fit`);
+they are saved with the model and
 reused unchanged for every later sample (a new era's data is read with the
 production model's scaling, never re-fitted silently).
 """
@@ -45,13 +46,17 @@ class PowerOfTwoScaling:
     quantizer: QuantizerSpec
 
     @classmethod
-    def fit(cls, hardware: np.ndarray, groups: tuple[str, ...], quantizer: QuantizerSpec) -> PowerOfTwoScaling:
+    def fit(cls, hardware: np.ndarray, groups: tuple[str, ...], quantizer: QuantizerSpec, *,
+            saturate: bool = False) -> PowerOfTwoScaling:
         """One shift per group, from the training sample's hardware integers.
 
         The shift is the power of two nearest the RMS of the group's non-zero
         values, so every feature type enters the model (and the reconstruction
-        MSE) at about unit scale, raised where needed so the largest |value|
-        fits in ``quantizer.integer`` bits.
+        MSE) at about unit scale. Unless ``saturate``, it is raised where needed
+        so the largest |value| fits in ``quantizer.integer`` bits; with
+        ``saturate``, values beyond the input type's range saturate, as a
+        saturating hardware word does, which keeps a few very hard jets from
+        dominating a reconstruction error.
         """
         hardware = _as_integers(hardware, len(groups))
         shifts: dict[str, int] = {}
@@ -60,7 +65,7 @@ class PowerOfTwoScaling:
             nonzero = values[values != 0].astype(np.float64)
             rms = float(np.sqrt(np.mean(nonzero**2))) if nonzero.size else 1.0
             to_unit = max(0, int(np.rint(np.log2(max(rms, 1.0)))))
-            to_fit = max(0, int(np.abs(values).max(initial=0)).bit_length() - quantizer.integer)
+            to_fit = 0 if saturate else int(np.abs(values).max(initial=0)).bit_length() - quantizer.integer
             shifts[group] = max(to_unit, to_fit)
         return cls(groups=tuple(groups), shifts=shifts, quantizer=quantizer)
 

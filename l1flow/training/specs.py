@@ -111,8 +111,13 @@ class _ModelSpecBase(_Strict):
 
 class _NeuralSpecBase(_ModelSpecBase):
     # Inputs are hardware integers shifted by a power of two per feature type
-    # (l1flow.training.preprocessing) so they fit in ``integer`` bits.
+    # (l1flow.training.preprocessing) to about unit scale.
     input_quantizer: QuantizerSpec = QuantizerSpec(bits=16, integer=8)
+    saturate_inputs: bool = Field(
+        False,
+        description="keep the unit-scale shifts and saturate values beyond the input type's range "
+        "(false: raise the shift so the largest training value fits)",
+    )
     optimizer: OptimizerSpec = OptimizerSpec()
     batch_size: int = Field(1024, ge=1, le=1 << 20)
     epochs: int = Field(5, ge=1, le=10_000)
@@ -130,6 +135,10 @@ class DenseAESpec(_NeuralSpecBase):
     """
 
     kind: Literal["dense_ae"] = "dense_ae"
+    # Saturating at 4x the RMS keeps the QCD tail of very hard jets from
+    # dominating the reconstruction error (efficiency at 1 kHz: tau_met 0.4% -> 20%).
+    input_quantizer: QuantizerSpec = QuantizerSpec(bits=11, integer=2)
+    saturate_inputs: bool = True
     encoder: list[DenseLayerSpec] = Field(default_factory=_default_encoder, min_length=1)
     latent: DenseLayerSpec = DenseLayerSpec(units=3)
     decoder: list[DenseLayerSpec] | None = None
@@ -145,6 +154,8 @@ class VAEEncoderSpec(_NeuralSpecBase):
     """Variational autoencoder; only the encoder's mean goes to firmware, scored by sum(mu^2)."""
 
     kind: Literal["vae"] = "vae"
+    input_quantizer: QuantizerSpec = QuantizerSpec(bits=11, integer=2)
+    saturate_inputs: bool = True
     encoder: list[DenseLayerSpec] = Field(default_factory=_default_encoder, min_length=1)
     latent_dim: int = Field(3, ge=1, le=256)
     mu: QuantizerSpec = QuantizerSpec(bits=12, integer=4)

@@ -128,7 +128,7 @@ def _scaling(spec: Any, hardware: np.ndarray, start: TrainedModel | None) -> Pow
             )
         return start.preprocessing
     groups = ("et",) * hardware.shape[1] if isinstance(spec, CicadaSpec) else object_feature_groups(hardware.shape[1])
-    return PowerOfTwoScaling.fit(hardware, groups, spec.input_quantizer)
+    return PowerOfTwoScaling.fit(hardware, groups, spec.input_quantizer, saturate=spec.saturate_inputs)
 
 
 def _adopt_weights(spec: Any, target: dict[str, tf.keras.Model], start: TrainedModel) -> None:
