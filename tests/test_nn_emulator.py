@@ -255,3 +255,23 @@ def test_unsupported_layer_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(UnsupportedLayerError, match="sig.*sigmoid"):
         FirmwareNet.from_hls_model(hls_model)
+
+
+@pytest.mark.parametrize("dst", [FixedType(8, 5), FixedType(7, 4, False), FixedType(12, 10)])
+def test_fast_cast_kernel_equals_fixed_convert_in_every_mode(dst: FixedType) -> None:
+    """The float64 kernel's casts against l1flow.firmware.fixed (itself checked against ap_fixed)."""
+    import itertools
+
+    from l1flow.firmware import nn_emulator
+    from l1flow.firmware.fixed import OVERFLOW_MODES, ROUNDING_MODES
+
+    src = FixedType(16, 8)
+    rng = np.random.default_rng(0)
+    x = rng.integers(src.min_word, src.max_word, (4000, 7), endpoint=True)
+    x[:500] = (x[:500] >> 4 << 4) | 8  # exact ties
+    x[500:510] = src.min_word
+    for q, o in itertools.product(ROUNDING_MODES, OVERFLOW_MODES):
+        t = dst.with_modes(q, o)
+        cast = nn_emulator._Cast.between(src.frac, t)
+        got = nn_emulator._run_epilogue(x.astype(np.float64), np.ones(7), np.zeros(7), cast).astype(np.int64)
+        assert np.count_nonzero(got != convert(x, src, t)) == 0, str(t)

@@ -5,8 +5,12 @@ Two paths compute the same integers:
 - the fast path holds words as float64. Integer products and sums are exact
   in float64 while magnitudes stay below 2**53; that bound is checked per
   layer from the input type and the actual weights when the emulator is built,
-  so BLAS dgemm does the integer matrix products and one numba kernel per
-  layer does the accumulator wrap, clamp and the rounding/overflow cast;
+  so BLAS dgemm does the integer matrix products and one numba pass per
+  matmul (fused with the activation or batchnorm after it) does the
+  accumulator wrap, the clamp and the rounding/overflow casts. The kernels are
+  compiled per combination of modes, so the element loop has no data
+  branches; casts whose source range provably fits skip overflow handling.
+  Chunks of events run in parallel threads with single-threaded BLAS;
 - the exact path uses int64 and `l1flow.firmware.fixed.convert` step by step,
   exactly in the order the hls4ml templates write it (each product cast to the
   accumulator, each partial sum cast back). It counts saturations and wraps
@@ -24,6 +28,7 @@ import os
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -52,7 +57,8 @@ from l1flow.firmware.netgraph import (
 )
 
 EXACT_FLOAT = 2.0**53
-CHUNK_EVENTS = 4096
+NO_OVERFLOW = len(OVERFLOW_MODES)  # a cast whose source range fits: no overflow handling
+CHUNK_EVENTS = 2048
 
 
 @dataclass
@@ -78,69 +84,89 @@ class LayerOverflow:
 # ---------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _cast_scalar(v, down, up, qmode, omode, lo, hi, modulus):  # type: ignore[no-untyped-def]
-    if down != 1.0:
-        s = v * down
-        q = np.floor(s)
-        r = s - q
-        half = r >= 0.5
-        rest = (r != 0.0) and (r != 0.5)
-        neg = v < 0.0
-        inc = False
-        if qmode == 1:  # TRN_ZERO
-            inc = neg and (half or rest)
-        elif qmode == 2:  # RND
-            inc = half
-        elif qmode == 3:  # RND_ZERO
-            inc = half and (neg or rest)
-        elif qmode == 4:  # RND_MIN_INF
-            inc = half and rest
-        elif qmode == 5:  # RND_INF
-            inc = half and ((not neg) or rest)
-        elif qmode == 6:  # RND_CONV
-            inc = half and ((q - 2.0 * np.floor(q * 0.5)) != 0.0 or rest)
-        v = q + 1.0 if inc else q
-    else:
-        v = v * up
-    if omode == 0:  # WRAP
-        if v > hi or v < lo:
-            v = v - modulus * np.floor((v - lo) / modulus)
-        return v
-    if omode == 3 and v == lo and lo < 0.0:  # SAT_SYM moves the most negative word
-        return -hi
-    if v > hi:
-        return 0.0 if omode == 2 else hi
-    if v < lo:
-        if omode == 2:
-            return 0.0
-        return -hi if (omode == 3 and lo < 0.0) else lo
-    return v
+def _make_cast(shift_down: bool, qmode: int, omode: int) -> Any:
+    """A scalar cast specialised on its modes, so the kernel has no data branches.
 
-
-@numba.njit(cache=True, nogil=True)
-def _epilogue(y, scale1, offset1, acc_wrap, acc_lo, acc_modulus, relu1, c1, has2, scale2, offset2, relu2, c2, out):  # type: ignore[no-untyped-def]
-    """out = cast2(relu2(y2 * scale2 + offset2)) with y2 = cast1(relu1(wrap(y * scale1 + offset1))).
-
-    c1 / c2 hold (down, up, qmode, omode, lo, hi, modulus) of each cast; the
-    second stage (an activation or batchnorm after a matmul) is optional.
+    Parameters at run time: down = 2**-shift, up = 2**shift (one of them 1),
+    the destination's lowest and highest word and 2**width.
     """
-    rows, cols = y.shape
-    q1, o1, q2, o2 = int(c1[2]), int(c1[3]), int(c2[2]), int(c2[3])
-    for i in range(rows):
-        for j in range(cols):
-            v = y[i, j] * scale1[j] + offset1[j]
-            if acc_wrap:
-                v = v - acc_modulus * np.floor((v - acc_lo) / acc_modulus)
-            if relu1 and v < 0.0:
-                v = 0.0
-            v = _cast_scalar(v, c1[0], c1[1], q1, o1, c1[4], c1[5], c1[6])
-            if has2:
-                v = v * scale2[j] + offset2[j]
-                if relu2 and v < 0.0:
-                    v = 0.0
-                v = _cast_scalar(v, c2[0], c2[1], q2, o2, c2[4], c2[5], c2[6])
-            out[i, j] = v
+
+    @numba.njit(nogil=True, inline="always")
+    def cast(v, down, up, lo, hi, modulus):  # type: ignore[no-untyped-def]
+        if shift_down:
+            s = v * down
+            q = np.floor(s)
+            r = s - q
+            neg = v < 0.0
+            above = r > 0.5
+            tie = r == 0.5
+            # bitwise & / | (not and / or) keep the loop free of branches
+            if qmode == 0:  # TRN
+                inc = False
+            elif qmode == 1:  # TRN_ZERO
+                inc = neg & (r != 0.0)
+            elif qmode == 2:  # RND
+                inc = r >= 0.5
+            elif qmode == 3:  # RND_ZERO
+                inc = above | (tie & neg)
+            elif qmode == 4:  # RND_MIN_INF
+                inc = above
+            elif qmode == 5:  # RND_INF
+                inc = above | (tie & (not neg))
+            else:  # RND_CONV
+                inc = above | (tie & ((q - 2.0 * np.floor(q * 0.5)) != 0.0))
+            v = q + (1.0 if inc else 0.0)
+        else:
+            v = v * up
+        if omode == NO_OVERFLOW:
+            return v
+        if omode == 0:  # WRAP
+            return v - modulus * np.floor((v - lo) * (1.0 / modulus))
+        if omode == 1:  # SAT
+            return min(max(v, lo), hi)
+        if omode == 2:  # SAT_ZERO
+            return 0.0 if ((v > hi) | (v < lo)) else v
+        # SAT_SYM: the most negative word moves up too (signed types)
+        return min(max(v, -hi if lo < 0.0 else lo), hi)
+
+    return cast
+
+
+_KERNELS: dict[tuple[Any, ...], Any] = {}
+
+
+def _epilogue_kernel(key: tuple[Any, ...]) -> Any:
+    """out = cast2(relu2(y2 * scale2 + offset2)), y2 = cast1(relu1(wrap(y * scale1 + offset1))).
+
+    Compiled once per combination of modes and flags (`key`); the optional
+    second stage is an activation or batchnorm after a matmul.
+    """
+    if key in _KERNELS:
+        return _KERNELS[key]
+    acc_wrap, relu1, down1, q1, o1, has2, relu2, down2, q2, o2 = key
+    cast1 = _make_cast(down1, q1, o1)
+    cast2 = _make_cast(down2, q2, o2)
+
+    @numba.njit(nogil=True)
+    def kernel(y, scale1, offset1, acc_lo, acc_modulus, c1, scale2, offset2, c2, out):  # type: ignore[no-untyped-def]
+        rows, cols = y.shape
+        for i in range(rows):
+            for j in range(cols):
+                v = y[i, j] * scale1[j] + offset1[j]
+                if acc_wrap:
+                    v = v - acc_modulus * np.floor((v - acc_lo) * (1.0 / acc_modulus))
+                if relu1:
+                    v = max(v, 0.0)
+                v = cast1(v, c1[0], c1[1], c1[2], c1[3], c1[4])
+                if has2:
+                    v = v * scale2[j] + offset2[j]
+                    if relu2:
+                        v = max(v, 0.0)
+                    v = cast2(v, c2[0], c2[1], c2[2], c2[3], c2[4])
+                out[i, j] = v
+
+    _KERNELS[key] = kernel
+    return kernel
 
 
 @dataclass(frozen=True)
@@ -156,16 +182,29 @@ class _Cast:
     modulus: float
 
     def as_array(self) -> np.ndarray:
-        return np.array([self.down, self.up, self.qmode, self.omode, self.lo, self.hi, self.modulus])
+        return np.array([self.down, self.up, self.lo, self.hi, self.modulus])
+
+    @property
+    def key(self) -> tuple[bool, int, int]:
+        return (self.down != 1.0, self.qmode, self.omode)
 
     @classmethod
-    def between(cls, src_frac: int, dst: FixedType) -> _Cast:
+    def between(cls, src_frac: int, dst: FixedType, src_range: tuple[float, float] | None = None) -> _Cast:
+        """The cast; `src_range` (lowest, highest source word) lets it skip overflow handling."""
         shift = src_frac - dst.frac
+        omode = OVERFLOW_MODES.index(dst.overflow)
+        if src_range is not None:
+            # rounding moves a value by at most one destination step
+            lowest = np.floor(src_range[0] * 2.0**-shift) - 1
+            highest = np.ceil(src_range[1] * 2.0**-shift) + 1
+            sym_ok = dst.overflow != "SAT_SYM" or lowest > dst.min_word
+            if lowest >= dst.min_word and highest <= dst.max_word and sym_ok:
+                omode = NO_OVERFLOW
         return cls(
             down=2.0**-shift if shift > 0 else 1.0,
             up=2.0 ** (-shift) if shift < 0 else 1.0,
             qmode=ROUNDING_MODES.index(dst.rounding),
-            omode=OVERFLOW_MODES.index(dst.overflow),
+            omode=omode,
             lo=float(dst.min_word),
             hi=float(dst.max_word),
             modulus=float(2**dst.width),
@@ -183,20 +222,20 @@ def _run_epilogue(
 ) -> np.ndarray:
     """One epilogue pass over `y`, optionally followed by an elementwise op `then`."""
     out = np.empty_like(y)
-    _epilogue(
+    second = then if then is not None else _Op(0, 0, None, col_scale, col_offset, None, False, cast)
+    kernel = _epilogue_kernel(
+        (acc is not None, relu, *cast.key, then is not None, second.relu, *second.cast.key)
+    )
+    kernel(
         np.ascontiguousarray(y),
         col_scale,
         col_offset,
-        acc is not None,
         float(acc.min_word) if acc is not None else 0.0,
         float(2**acc.width) if acc is not None else 1.0,
-        relu,
         cast.as_array(),
-        then is not None,
-        then.col_scale if then is not None else col_scale,
-        then.col_offset if then is not None else col_offset,
-        then.relu if then is not None else False,
-        then.cast.as_array() if then is not None else cast.as_array(),
+        second.col_scale,
+        second.col_offset,
+        second.cast.as_array(),
         out,
     )
     return out
@@ -349,9 +388,10 @@ class _MatmulStep(_Step):
         column_sums = np.abs(self.weight_int).sum(axis=0).max(initial=0)
         bound = float(_max_abs(layer.input_type)) * float(column_sums) * 2.0**max(self.acc_shift, 0)
         bound += float(np.abs(acc_bias).max(initial=0))
-        self.cast = _Cast.between(acc.frac, layer.result_type)
         # bit_exact accumulators never overflow; skip the wrap when the bound shows it
         self.wrap = acc if bound > acc.max_word or -bound < acc.min_word else None
+        acc_range = (float(acc.min_word), float(acc.max_word)) if self.wrap is not None else (-bound, bound)
+        self.cast = _Cast.between(acc.frac, layer.result_type, acc_range)
         up_bound = float(_max_abs(acc)) * self.cast.up
         self.fast_ok = (
             acc.overflow == "WRAP"
@@ -394,7 +434,10 @@ class _ActivationStep(_Step):
         self.layer = layer
         self.name = layer.name
         self.relu = layer.activation == "relu"
-        self.cast = _Cast.between(layer.input_type.frac, layer.result_type)
+        t = layer.input_type
+        self.cast = _Cast.between(
+            t.frac, layer.result_type, (0.0 if self.relu else float(t.min_word), float(max(t.max_word, 0)))
+        )
         self.fast_ok = float(_max_abs(layer.input_type)) * self.cast.up < EXACT_FLOAT
         n = int(np.prod(layer.output_shape))
         self.ones = np.ones(n)
@@ -428,9 +471,9 @@ class _BatchNormStep(_Step):
         self.bias_shift = self.sum_t.frac - layer.bias_type.frac
         self.col_scale = self.scale * 2.0**self.prod_shift
         self.col_offset = self.bias * 2.0**self.bias_shift
-        self.cast = _Cast.between(self.sum_t.frac, layer.result_type)
         bound = float(_max_abs(layer.input_type)) * float(np.abs(self.col_scale).max(initial=0))
         bound += float(np.abs(self.col_offset).max(initial=0))
+        self.cast = _Cast.between(self.sum_t.frac, layer.result_type, (-bound, bound))
         self.fast_ok = bound < EXACT_FLOAT and bound * self.cast.up < EXACT_FLOAT
         if self.sum_t.width > 62:
             raise ValueError(f"layer {self.name!r}: x * scale + bias needs {self.sum_t.width} bits, more than int64 holds")
