@@ -27,6 +27,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
 from prefect.tasks import Task, exponential_backoff
 
@@ -34,6 +35,7 @@ from l1flow.artifacts import ArtifactStore
 from l1flow.service.synthesis import (
     MEMORY_LIMIT_NAME,
     SYNTHESIS_FLOW_TIMEOUT_S,
+    MissingMemoryLimitError,
     SynthesisOutcome,
     publish_result,
     result_ref,
@@ -48,7 +50,7 @@ def _is_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) ->
     """Retry only failures another attempt can fix (I/O, network), not a bad design or a missing tool."""
     try:
         state.result()
-    except (SynthesisError, ToolMissingError, ValueError):
+    except (SynthesisError, ToolMissingError, MissingMemoryLimitError, ValueError):
         return False
     except Exception:
         return True
@@ -76,21 +78,23 @@ def run_synthesis(job_data: dict[str, Any], project_digest: str, store_url: str)
         runner.check(job)
         slots = max(1, math.ceil(job.memory_gb))
         logger.info("waiting for %d slot(s) of concurrency limit %r", slots, MEMORY_LIMIT_NAME)
-        with concurrency(MEMORY_LIMIT_NAME, occupy=slots, strict=True):
-            logger.info("running %s on %s (job %s)", job.tool, job.top, job.job_hash())
-            report = runner.run(job, Path(tmp) / "work")
+        try:
+            with concurrency(MEMORY_LIMIT_NAME, occupy=slots, strict=True):
+                logger.info("running %s on %s (job %s)", job.tool, job.top, job.job_hash())
+                # the runner leaves its finished result in work/<job hash>/ (report.json, logs, project)
+                runner.run(job, Path(tmp) / "work")
+        except ConcurrencySlotAcquisitionError as exc:
+            if exc.__cause__ is None:  # raised by strict=True for a limit that does not exist
+                raise MissingMemoryLimitError() from exc
+            raise
         outcome = publish_result(store, job, Path(tmp) / "work" / job.job_hash())
         logger.info("published %s as %s", result_ref(outcome.job_hash), outcome.result_digest)
         return outcome
 
 
-@flow(
-    name="synthesize",
-    retries=1,
-    retry_delay_seconds=60,
-    timeout_seconds=SYNTHESIS_FLOW_TIMEOUT_S,
-    persist_result=False,
-)
+# No flow-level retries: the task retries what a new attempt can fix, and a run
+# that lost its worker is requeued by the lost-worker automation (flows/deployments.py).
+@flow(name="synthesize", timeout_seconds=SYNTHESIS_FLOW_TIMEOUT_S, persist_result=False)
 def synthesize(job: dict[str, Any], project_digest: str, store_url: str, job_hash: str = "") -> dict[str, Any]:
     """Synthesize one job whose project is ``project_digest`` in the store at ``store_url``.
 

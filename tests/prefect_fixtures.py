@@ -7,8 +7,9 @@ tests do not wait a minute for a scheduled run. Workers are ``l1flow worker``
 subprocesses, each in its own session so a test can SIGKILL one with its flow
 runs and tools.
 
-Import the fixtures in a test module with
-``from prefect_fixtures import prefect_server, worker_factory  # noqa: F401``.
+A test module uses the fixtures by naming this module a plugin,
+``pytest_plugins = ["prefect_fixtures"]``: then every module shares the one
+session server (a fixture imported into several modules would start one each).
 
 It also holds ``tiny_retrain``, a small stand-in for the pipeline flow with the
 parameters the retrain trigger fills.
@@ -96,7 +97,7 @@ def _wait_healthy(api_url: str, process: subprocess.Popen[bytes], log_path: Path
     raise RuntimeError(f"prefect server not healthy after {timeout} s:\n{log_path.read_text()[-3000:]}")
 
 
-def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
     """Stop a process started in its own session, with everything it started."""
     if process.poll() is not None:
         return
@@ -134,7 +135,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         with temporary_settings({PREFECT_API_URL: api_url}):
             yield PrefectServer(api_url=api_url, home=home, process=process, log_path=log_path)
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @dataclass
@@ -183,7 +184,7 @@ class Worker:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        _stop(self.process)
+        stop_process(self.process)
 
 
 def l1flow_command(*args: str) -> list[str]:

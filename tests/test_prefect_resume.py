@@ -12,8 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from prefect_fixtures import PYTHON, REPO_ROOT, PrefectServer, prefect_server  # noqa: F401
-
+from prefect_fixtures import PYTHON, REPO_ROOT, PrefectServer
+# one Prefect server for the whole session, whichever modules use it
+pytest_plugins = ["prefect_fixtures"]
 pytestmark = pytest.mark.slow
 
 SCRIPT = textwrap.dedent(
@@ -73,7 +74,7 @@ def _count(tmp_path: Path, step: str) -> int:
 
 
 def test_crashed_run_resumes_without_redoing_finished_steps(
-    prefect_server: PrefectServer, tmp_path: Path  # noqa: F811
+    prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
     crashed = _run(prefect_server, tmp_path, "cfg-a", 1000, CRASH_IN_CONVERT="1")
     _, err = crashed.communicate(timeout=120)
@@ -94,7 +95,7 @@ def test_crashed_run_resumes_without_redoing_finished_steps(
     assert _count(tmp_path, "train") == 2
 
 
-def test_two_runs_at_once_compute_a_step_once(prefect_server: PrefectServer, tmp_path: Path) -> None:  # noqa: F811
+def test_two_runs_at_once_compute_a_step_once(prefect_server: PrefectServer, tmp_path: Path) -> None:
     runs = [_run(prefect_server, tmp_path, "cfg-c", 2000, TRAIN_SECONDS="3") for _ in range(2)]
     outputs = [run.communicate(timeout=180) for run in runs]
     assert [run.returncode for run in runs] == [0, 0], [err for _, err in outputs]

@@ -8,24 +8,17 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from pathlib import Path
 from uuid import UUID
 
 import pytest
-from prefect_fixtures import (  # noqa: F401 - fixtures
-    PYTHON,
-    REPO_ROOT,
-    PrefectServer,
-    prefect_server,
-    wait_for,
-    worker_factory,
-)
+from prefect_fixtures import REPO_ROOT, PrefectServer, wait_for
 
 from l1flow.service.watch import ConditionsChange
 
+# one Prefect server for the whole session, whichever modules use it
+pytest_plugins = ["prefect_fixtures"]
 pytestmark = pytest.mark.slow
 
 TINY_RETRAIN = "tests/prefect_fixtures.py:tiny_retrain"
@@ -43,7 +36,7 @@ def _runs_of(deployment_name: str) -> list:
 
 
 def test_conditions_event_starts_retrain_with_event_parameters(
-    prefect_server: PrefectServer, tmp_path: Path  # noqa: F811
+    prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
     from flows.deployments import control_deployments
     from flows.watch import announce

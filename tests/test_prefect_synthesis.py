@@ -15,21 +15,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from prefect_fixtures import (  # noqa: F401 - fixtures
+from prefect_fixtures import (
     REPO_ROOT,
     PrefectServer,
     counting_yosys,
     l1flow_command,
-    prefect_server,
     tiny_rtl_job,
     wait_for,
-    worker_factory,
     yosys_calls,
 )
 
 from l1flow.artifacts import ArtifactStore
 from l1flow.service.synthesis import MEMORY_LIMIT_NAME, result_ref
 
+# one Prefect server for the whole session, whichever modules use it
+pytest_plugins = ["prefect_fixtures"]
 pytestmark = pytest.mark.slow
 
 OPEN_POOL = "fpga-synthesis-open"
@@ -45,7 +45,7 @@ def _cli(server: PrefectServer, *args: str, check: bool = True) -> subprocess.Co
 
 
 @pytest.fixture(scope="module")
-def registered(prefect_server: PrefectServer) -> PrefectServer:  # noqa: F811
+def registered(prefect_server: PrefectServer) -> PrefectServer:
     from flows.deployments import register_synthesis
 
     registration = register_synthesis(source=REPO_ROOT, memory_slots_gb=8, lost_after=timedelta(seconds=45))
@@ -53,7 +53,7 @@ def registered(prefect_server: PrefectServer) -> PrefectServer:  # noqa: F811
     return prefect_server
 
 
-def test_memory_limit_is_created_and_strict(registered: PrefectServer) -> None:
+def test_pools_and_memory_limit_are_created(registered: PrefectServer) -> None:
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
@@ -72,15 +72,34 @@ def test_vendor_worker_refuses_without_vendor_tools(registered: PrefectServer) -
 
 
 def test_submit_runs_yosys_on_worker_then_cached(
-    registered: PrefectServer, worker_factory, tmp_path: Path  # noqa: F811
+    registered: PrefectServer, worker_factory, tmp_path: Path
 ) -> None:
     count_file = tmp_path / "yosys-calls.txt"
     worker_factory(OPEN_POOL, extra_env=counting_yosys(tmp_path / "bin", count_file))
     job_file = tiny_rtl_job(tmp_path / "job", width=8)
     store_url = str(tmp_path / "store")
 
+    # without the memory limit the job must not run unlimited: it fails before the tool starts
+    from flows.deployments import ensure_memory_limit
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name(MEMORY_LIMIT_NAME)
+    try:
+        refused = _cli(registered, "synth", "submit", str(job_file), "--store", store_url, "--wait", "180",
+                       "--json", check=False)
+    finally:
+        assert ensure_memory_limit(8) is True
+    refused_run = json.loads(refused.stdout)
+    assert refused.returncode == 1
+    assert refused_run["state_type"] == "FAILED"
+    assert f"concurrency limit '{MEMORY_LIMIT_NAME}' does not exist" in refused_run["message"]
+    assert yosys_calls(count_file) == 0
+
+    # the same job again: a new run (the failed one is not reused), which completes
     first = json.loads(_cli(registered, "synth", "submit", str(job_file), "--store", store_url,
                             "--wait", "180", "--json").stdout)
+    assert first["flow_run_id"] != refused_run["flow_run_id"]
     assert first["cached"] is False
     assert first["state_type"] == "COMPLETED", first
     assert yosys_calls(count_file) == 1
@@ -111,7 +130,7 @@ def test_submit_runs_yosys_on_worker_then_cached(
 
 
 def test_worker_killed_mid_job_is_recovered_on_a_new_worker(
-    registered: PrefectServer, worker_factory, tmp_path: Path  # noqa: F811
+    registered: PrefectServer, worker_factory, tmp_path: Path
 ) -> None:
     from flows.synthesis_client import status
 

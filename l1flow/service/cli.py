@@ -49,6 +49,19 @@ def _print(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
 # ---------------------------------------------------------------- serve
 
 
+def _watch_registry_parameters(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Where the watch reads production's conditions (the registry), if given."""
+    if (args.registry is None) != (args.model is None):
+        raise ServiceError("--registry and --model go together: the registry workspace and the model it watches")
+    if args.registry is None:
+        return None
+    return {
+        "registry_workspace": str(Path(args.registry).resolve()),
+        "model_name": args.model,
+        "tracking_uri": args.tracking_uri,
+    }
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     require_server()
     from flows.deployments import control_deployments, register_synthesis, serve_control_flows
@@ -67,7 +80,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         watch_interval_s=args.watch_interval,
         retrain_entrypoint=args.retrain_entrypoint,
         source=args.source,
-        watch_parameters={"store_url": args.store} if args.store else None,
+        watch_parameters=_watch_registry_parameters(args),
     )
     print("serving watch_conditions/watch and retrain; stop with Ctrl-C")
     serve_control_flows(deployments)
@@ -236,7 +249,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         "--source", default=str(Path(__file__).resolve().parents[2]),
         help="where workers find the flow code: this repository's path on every host, or a git URL",
     )
-    serve.add_argument("--store", default=None, help="artifact store URL (default $L1FLOW_ARTIFACT_STORE)")
+    serve.add_argument(
+        "--registry", default=None,
+        help="registry workspace whose production --model records the conditions it was trained on "
+        "(default: compare with the last IOV announced)",
+    )
+    serve.add_argument("--model", default=None, help="registered model whose production version is watched")
+    serve.add_argument("--tracking-uri", default=None, help="MLflow tracking URI, if not the registry's embedded store")
     serve.add_argument(
         "--retrain-entrypoint", default="flows/pipeline.py:l1flow_pipeline",
         help="flow the retrain deployment runs (path:function inside --source)",

@@ -39,6 +39,17 @@ SYNTHESIZE_FLOW_NAME = "synthesize"
 STORE_ENV = "L1FLOW_ARTIFACT_STORE"
 
 
+class MissingMemoryLimitError(RuntimeError):
+    """The global memory limit is not on the Prefect server: jobs must not run unlimited."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            f"the concurrency limit '{MEMORY_LIMIT_NAME}' does not exist on the Prefect server, so this job "
+            f"cannot reserve its memory; run `l1flow serve` (creates it) or "
+            f"`prefect gcl create {MEMORY_LIMIT_NAME} --limit <GB across the synthesis hosts>`, then resubmit"
+        )
+
+
 @dataclass(frozen=True)
 class SynthesisPool:
     """A work pool of synthesis machines and the tools each of them must have."""

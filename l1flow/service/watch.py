@@ -103,8 +103,9 @@ def production_conditions(
             f"production version of {model_name} records no conditions (tag {tag!r}, first run {first_run!r}); "
             "register it from a pipeline run, or run the watch without the registry"
         )
-    iov = ConditionsStore(Path(conditions_db)).get(tag, int(first_run))
-    return TrainedConditions(iov.payload, f"production {model_name} ({tag} from run {first_run})")
+    with ConditionsStore(Path(conditions_db)) as store:
+        payload = store.get(tag, int(first_run))
+    return TrainedConditions(payload, f"production {model_name} ({tag} from run {first_run})")
 
 
 def decide(
@@ -125,9 +126,10 @@ def decide(
     db = Path(conditions_db)
     if not db.is_file():
         raise FileNotFoundError(f"conditions store {db} does not exist; create it with `l1flow conditions add`")
-    latest = ConditionsStore(db).latest(tag)
-    if latest is None:
-        return WatchOutcome(None, f"tag {tag!r} has no IOV yet in {db}: nothing to compare")
+    with ConditionsStore(db) as store:
+        if tag not in store.tags():
+            return WatchOutcome(None, f"tag {tag!r} has no IOV yet in {db}: nothing to compare")
+        latest = store.latest(tag)
     current = latest.payload
     if announced is not None and announced.first_run == latest.first_run and announced.payload == current.to_dict():
         return WatchOutcome(None, f"{tag}: the IOV from run {latest.first_run} was already announced")
@@ -147,7 +149,7 @@ def decide(
         verdict = decision.reason
         if decision.retrain:
             reasons.insert(0, f"{decision.reason} (against {trained.source})")
-            changes = [str(change) for change in decision.changes]
+            changes = [change.describe() for change in decision.exceeding]
     if not reasons:
         return WatchOutcome(None, f"{tag}: the IOV from run {latest.first_run} is within tolerances ({verdict})")
     change = ConditionsChange(
