@@ -12,7 +12,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from prefect_fixtures import PYTHON, REPO_ROOT, PrefectServer
+
+# its asserts are rewritten even when this import comes before pytest loads it as a plugin
+pytest.register_assert_rewrite("prefect_fixtures")
+from prefect_fixtures import PYTHON, REPO_ROOT, PrefectServer  # noqa: E402
+
 # one Prefect server for the whole session, whichever modules use it
 pytest_plugins = ["prefect_fixtures"]
 pytestmark = pytest.mark.slow

@@ -13,7 +13,10 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from prefect_fixtures import REPO_ROOT, PrefectServer, wait_for
+
+# its asserts are rewritten even when this import comes before pytest loads it as a plugin
+pytest.register_assert_rewrite("prefect_fixtures")
+from prefect_fixtures import REPO_ROOT, PrefectServer, wait_for  # noqa: E402
 
 from l1flow.service.watch import ConditionsChange
 

@@ -14,7 +14,10 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from prefect_fixtures import (
+
+# its asserts are rewritten even when this import comes before pytest loads it as a plugin
+pytest.register_assert_rewrite("prefect_fixtures")
+from prefect_fixtures import (  # noqa: E402
     REPO_ROOT,
     PrefectServer,
     counting_yosys,

@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from prefect_fixtures import tiny_rtl_job
+
+# its asserts are rewritten even when this import comes before pytest loads it as a plugin
+pytest.register_assert_rewrite("prefect_fixtures")
+from prefect_fixtures import tiny_rtl_job  # noqa: E402
 
 from l1flow.artifacts import ArtifactStore, tree_manifest
 from l1flow.service.cli import worker_command

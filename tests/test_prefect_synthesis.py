@@ -15,7 +15,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from prefect_fixtures import (
+
+# its asserts are rewritten even when this import comes before pytest loads it as a plugin
+pytest.register_assert_rewrite("prefect_fixtures")
+from prefect_fixtures import (  # noqa: E402
     REPO_ROOT,
     PrefectServer,
     counting_yosys,
