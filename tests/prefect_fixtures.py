@@ -48,6 +48,8 @@ def free_port() -> int:
 def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
     """Environment for a server, worker or client process of the test session."""
     env = dict(os.environ)
+    # the heartbeat period of synthesis runs is left to `l1flow worker` (the lost-worker test relies on it)
+    env.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", None)
     env.update(
         {
             "PREFECT_HOME": str(home),
@@ -61,8 +63,6 @@ def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
             # workers and runners poll every 2 s instead of 10-15 s
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-            # the smallest heartbeat Prefect allows; the zombie automation waits for 2 missed ones
-            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
         }
     )
     if api_url is not None:
