@@ -363,43 +363,50 @@ def _detect(rng: np.random.Generator, truth: _Truth, cond: ConditionsPayload, wi
     npv = rng.poisson(cond.mean_pileup, n)
     # pile-up jets join the true jets (they are real energy, balanced elsewhere in the event)
     n_pu = np.minimum(rng.poisson(npv * _PILEUP_JETS_PER_VERTEX), _PILEUP_SLOTS)
-    pu_on = np.arange(_PILEUP_SLOTS)[None, :] < n_pu[:, None]
-    pu_pt = np.where(pu_on, _pareto(rng, _PILEUP_JET_PT0, _PILEUP_JET_INDEX, (n, _PILEUP_SLOTS)), 0.0)
-    pu_eta = rng.uniform(-4.7, 4.7, (n, _PILEUP_SLOTS))
-    pu_phi = rng.uniform(-math.pi, math.pi, (n, _PILEUP_SLOTS))
+    pu_rows = np.repeat(np.arange(n), n_pu)
+    pu_cols = np.arange(pu_rows.size) - np.repeat(np.cumsum(n_pu) - n_pu, n_pu)
+    pu_pt = _pareto(rng, _PILEUP_JET_PT0, _PILEUP_JET_INDEX, pu_rows.size)
+    pu_eta = rng.uniform(-4.7, 4.7, pu_rows.size)
+    pu_phi = rng.uniform(-math.pi, math.pi, pu_rows.size)
 
     scales = cond.calibration
     noise = cond.noise_level
     mismeasured = np.zeros((n, 2))
     objects = np.zeros((n, N_OBJECTS, N_COMPONENTS), dtype=np.float32)
-    deposits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    deposits: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for kind in ("egamma", "muon", "jet"):
-        true_pt, eta, phi = truth.pt[kind], truth.eta[kind], _wrap(truth.phi[kind])
+        # only the objects that exist are smeared and tested (most slots are empty)
+        present = truth.pt[kind] > 0
+        rows, cols = np.nonzero(present)
+        true_pt, eta, phi = truth.pt[kind][present], truth.eta[kind][present], _wrap(truth.phi[kind][present])
+        width = _TRUTH_SLOTS[kind]
         if kind == "jet":
-            true_pt = np.concatenate([true_pt, pu_pt], axis=1)
-            eta = np.concatenate([eta, pu_eta], axis=1)
-            phi = np.concatenate([phi, pu_phi], axis=1)
-        present = true_pt > 0
-        smear = _resolution(kind, true_pt) * rng.standard_normal(true_pt.shape)
-        pt = true_pt * (1.0 + smear)
+            rows, cols = np.concatenate([rows, pu_rows]), np.concatenate([cols, width + pu_cols])
+            true_pt = np.concatenate([true_pt, pu_pt])
+            eta, phi = np.concatenate([eta, pu_eta]), np.concatenate([phi, pu_phi])
+            width += _PILEUP_SLOTS
+        size = true_pt.size
+        pt = true_pt * (1.0 + _resolution(kind, true_pt) * rng.standard_normal(size))
         if kind == "jet":
             # pile-up and noise fluctuations inside the jet cone (about four regions)
-            extra = np.sqrt(0.25 * npv[:, None] + 4.0 * noise**2)
-            pt = pt + extra * rng.standard_normal(true_pt.shape)
+            pt += np.sqrt(0.25 * npv[rows] + 4.0 * noise**2) * rng.standard_normal(size)
         elif kind == "egamma":
-            pt = pt + noise * rng.standard_normal(true_pt.shape)
-        pt = np.maximum(pt * getattr(scales, kind), 0.0) * present
+            pt += noise * rng.standard_normal(size)
+        pt = np.maximum(pt * getattr(scales, kind), 0.0)
         coverage = _MUON_COVERAGE if kind == "muon" else _CALO_COVERAGE
-        measured = present & (np.abs(eta) < coverage) & ~_masked(kind, eta, phi, cond)
+        measured = (np.abs(eta) < coverage) & ~_masked(kind, eta, phi, cond)
         pt = np.where(measured, pt, 0.0)
         lost = true_pt - pt  # mismeasured or unmeasured momentum shows up as MET
-        mismeasured[:, 0] += (lost * np.cos(phi)).sum(axis=1)
-        mismeasured[:, 1] += (lost * np.sin(phi)).sum(axis=1)
+        mismeasured[:, 0] += np.bincount(rows, weights=lost * np.cos(phi), minlength=n)
+        mismeasured[:, 1] += np.bincount(rows, weights=lost * np.sin(phi), minlength=n)
         if kind != "muon":
-            deposits.append((pt, eta, phi))
+            deposits.append((rows, pt, eta, phi))
         g = group(kind)
         keep = measured & (np.abs(eta) < g.eta_max) & (pt >= getattr(cond.thresholds, kind))
-        objects[:, g.slots] = sort_and_pad(np.where(keep, pt, 0.0), eta, phi, g.count)
+        grid = np.zeros((3, n, width))
+        at = (rows[keep], cols[keep])
+        grid[0][at], grid[1][at], grid[2][at] = pt[keep], eta[keep], phi[keep]
+        objects[:, g.slots] = sort_and_pad(grid[0], grid[1], grid[2], g.count)
 
     # soft (unclustered) term: grows with pile-up and noise
     soft_sigma = np.sqrt(9.0 + 0.5 * npv + 10.0 * noise**2)
@@ -415,7 +422,8 @@ def _detect(rng: np.random.Generator, truth: _Truth, cond: ConditionsPayload, wi
 
 
 def _regions(rng: np.random.Generator, n: int, npv: np.ndarray,
-             deposits: list[tuple[np.ndarray, np.ndarray, np.ndarray]], cond: ConditionsPayload) -> np.ndarray:
+             deposits: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+             cond: ConditionsPayload) -> np.ndarray:
     """18 x 14 region ET words: calorimeter objects, diffuse pile-up, noise; dead regions read 0."""
     # Diffuse pile-up and noise: each event reads a random window of a shared pool of
     # standard normals (independent within an event; drawing n x 252 fresh normals
@@ -427,10 +435,10 @@ def _regions(rng: np.random.Generator, n: int, npv: np.ndarray,
     sigma = np.sqrt(cond.noise_level**2 + 0.5 * mean).astype(np.float32)
     et *= sigma[:, None]
     et += mean[:, None]
-    rows = np.arange(n)[:, None]
-    for pt, eta, phi in deposits:
+    for rows, pt, eta, phi in deposits:
         inside = (pt > 0) & (np.abs(eta) < REGION_ETA_MAX)
-        np.add.at(et.reshape(-1), (rows * N_REGIONS + region_of(eta, phi))[inside], pt[inside].astype(np.float32))
+        flat = rows[inside] * N_REGIONS + region_of(eta[inside], phi[inside])
+        np.add.at(et.reshape(-1), flat, pt[inside].astype(np.float32))
     if cond.masked_regions:
         et[:, list(cond.masked_regions)] = 0.0
     return region_et_to_hardware(et).reshape(n, *REGION_SHAPE)
