@@ -160,6 +160,19 @@ def _round(v: Any, f: int, mode: str) -> Any:
     return shifted.quantize(k, i, f, "WRAP", "TRN")
 
 
+def _select_below(v: Any, c: Decimal, lsb: Decimal, if_below: Any, otherwise: Any) -> Any:
+    """``if_below`` where ``v < c`` else ``otherwise``; ``v`` and ``c`` on a grid of ``lsb``.
+
+    da4ml muxes on the sign bit of a key with a positive scale; a variable
+    carrying a negative scale (da4ml's lazy negation) reads as its negation,
+    whose sign at exactly zero is the opposite, so that case is keyed on
+    ``-v < lsb - c`` (that is ``v >= c``) with the arms swapped.
+    """
+    if v._factor > 0:
+        return (v - c).msb_mux(if_below, otherwise)
+    return (-v - (lsb - c)).msb_mux(otherwise, if_below)
+
+
 def convert(v: Any, dst: Format) -> Any:
     """Trace the ap_fixed cast of da4ml variable ``v`` into format ``dst`` (round, then overflow)."""
     from da4ml.trace.fixed_variable import FixedVariable
@@ -180,11 +193,9 @@ def convert(v: Any, dst: Format) -> Any:
         zero = FixedVariable.from_const(0, hwconf=r.hwconf)
         lsb = Decimal(2) ** -dst.f
         if r.high > high:
-            # r - (high + lsb) < 0 exactly when r is in range; written without negating r,
-            # whose sign bit would misread r == high.
-            r = (r - (high + lsb)).msb_mux(r, zero)
+            r = _select_below(r, high + lsb, lsb, r, zero)
         if r.low < low:
-            r = (r - low).msb_mux(zero, r)  # r - low < 0: overflow down
+            r = _select_below(r, low, lsb, zero, r)
     if _is_const(r):
         return convert(r, dst)
     return r.quantize(dst.k, dst.i, dst.f, "WRAP", "TRN")
@@ -482,6 +493,10 @@ VERILATOR_OPTIONS = (
     "-Wno-lint",
     "-Wno-style",
     "-Wno-TIMESCALEMOD",
+    # Big nets become a few huge C++ functions that g++ -O2 compiles in superlinear time
+    # (17 min for the 57-32-16-3-16-32-57 AE); split into 2000-statement functions it takes ~2 min.
+    "--output-split", "20000",
+    "--output-split-cfuncs", "2000",
 )
 # C++ optimisation of the Verilated model (verilated.mk's defaults are -Os).
 CXX_OPT = "-O2"
