@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from l1flow.config import PipelineConfig, load_config
 from l1flow.pipeline import data_steps, firmware_steps, publish
 from l1flow.pipeline.workspace import Workspace
-from l1flow.report import render_report
+from l1flow.report import render_report, report_artifacts
 from l1flow.toolchain import tool_versions
 from l1flow.training.model import TrainedModel
 
@@ -86,8 +87,14 @@ def register(config: PipelineConfig, workspace: Workspace, run_dir: Path) -> lis
 
 
 @step
-def report(run_dir: Path, previous: dict[str, Any] | None) -> Path:
-    return render_report(run_dir, previous_production=previous)
+def report(run_dir: Path, previous: dict[str, Any] | None, config: PipelineConfig) -> Path:
+    """The HTML report, also published as Prefect artifacts (markdown, table, link)."""
+    path = render_report(run_dir, previous_production=previous, criteria=config.acceptance)
+    published = report_artifacts(run_dir, path, previous, config.acceptance)
+    create_markdown_artifact(markdown=published.markdown, key=published.key, description="l1flow run report")
+    create_table_artifact(table=published.table, key=f"{published.key}-signals", description="efficiency at rate")
+    create_link_artifact(link=published.link, link_text=published.link_text, key=f"{published.key}-html")
+    return path
 
 
 @flow(name="l1flow-pipeline", log_prints=True)
@@ -158,8 +165,8 @@ def l1flow_pipeline(
             "wall_seconds": time.perf_counter() - began,
         }
         publish.write_summary(run.path, summary)
+        report(run.path, production_summary, config)
         summary["registry"] = register(config, ws, run.path)
-        report(run.path, production_summary)
         summary["wall_seconds"] = time.perf_counter() - began
         publish.write_summary(run.path, summary)
         final = run.publish()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 def _cmd_run(args: argparse.Namespace) -> int:
     from flows.pipeline import run_pipeline
 
+    # The library reports each stage's progress on the "l1flow" logger; Prefect prints it.
+    logging.getLogger("l1flow").setLevel(logging.INFO)
     summary_path = run_pipeline(args.config, overrides=args.set, workspace=args.workspace)
     print(f"run folder: {summary_path.parent}")
     return 0
@@ -29,8 +32,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from l1flow.conditions.cli import add_commands as add_conditions_commands
     from l1flow.registry.cli import add_commands as add_models_commands
+    from l1flow.report.cli import add_commands as add_report_commands
     from l1flow.service.cli import add_commands as add_service_commands
     from l1flow.synthesis.cli import add_commands as add_synthesis_commands
+    from l1flow.training.cli import add_commands as add_training_commands
 
     parser = argparse.ArgumentParser(
         prog="l1flow",
@@ -61,8 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_conditions_commands(sub)
     add_models_commands(sub)
+    add_report_commands(sub)
     add_service_commands(sub)
     add_synthesis_commands(sub)
+    add_training_commands(sub)
     return parser
 
 

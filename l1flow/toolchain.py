@@ -56,7 +56,12 @@ def configure_environment() -> None:
     env = os.environ
     env.setdefault("DO_NOT_TRACK", "1")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # MLflow 3 only honours DO_NOT_TRACK=true, not 1.
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The embedded run starts Prefect's ephemeral server; its 20 s default is
+    # too short on a busy 2-core machine.
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     # Prefect shows the library's progress messages next to its own.
     env.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "l1flow")
     try:

@@ -109,6 +109,12 @@ def test_default_pipeline_twice_with_conditions_change_then_rollback(tmp_path: P
     for key in ("conditions.tag", "conditions.iov", "dataset.hash", "config.hash", "firmware.hash", "gate.verdict"):
         assert any(k.endswith(key) for k in lineage), f"lineage lacks {key}: {sorted(lineage)}"
 
+    registered = {r["name"]: r for r in second["registry"]}
+    assert registered["axol1tl_ae"]["version"] == 2
+    if not registered["axol1tl_ae"]["promoted"]:
+        # The criteria kept it `candidate`; a forced promotion is allowed, with its reason recorded.
+        l1flow("models", "promote", "axol1tl_ae", "2", "--workspace", str(workspace), "--force",
+               "--reason", "e2e test: exercise rollback", cwd=tmp_path)
     l1flow("models", "rollback", "axol1tl_ae", "--workspace", str(workspace), "--reason", "test", cwd=tmp_path)
     after = json.loads(l1flow("models", "show", "axol1tl_ae", "production", "--workspace", str(workspace),
                               "--json", cwd=tmp_path).stdout)
