@@ -69,7 +69,7 @@ def test_default_pipeline_twice_with_conditions_change_then_rollback(tmp_path: P
     assert ae["software_vs_emulation"]["fraction_differing"] == 0.0
     assert ae["emulation_vs_csim"]["mismatches"] == 0
     assert ae["decision_agreement"] >= 0.999
-    (rtl,) = [h for h in ae["emulation_vs_hardware"] if h["source"] == "verilator"]
+    (rtl,) = [h for h in ae["emulation_vs_hardware"] if h["source"] == "verilator-da4ml"]
     assert rtl["events"] == 100_000 and rtl["mismatches"] == 0
     # The BDT: conifer's VHDL in GHDL and, as Verilog, in Verilator, word for word.
     sources = {h["source"]: h for h in bdt["emulation_vs_hardware"]}
@@ -85,16 +85,11 @@ def test_default_pipeline_twice_with_conditions_change_then_rollback(tmp_path: P
     assert registered["axol1tl_ae"]["version"] == 1 and registered["axol1tl_ae"]["promoted"]
 
     # A new IOV: jet scale +5%, pile-up +10. The next run trains on it.
-    payload = yaml.safe_load(
-        l1flow("conditions", "show", "--store", str(workspace / "conditions.sqlite"), "L1Nominal",
-               "--format", "yaml", cwd=tmp_path).stdout
-    )
-    payload["calibration"]["jet"] = round(payload["calibration"]["jet"] * 1.05, 6)
-    payload["mean_pileup"] = payload["mean_pileup"] + 10
-    new_payload = tmp_path / "new_iov.yaml"
-    new_payload.write_text(yaml.safe_dump(payload))
-    l1flow("conditions", "add", "--store", str(workspace / "conditions.sqlite"), "L1Nominal",
-           "--first-run", "1000", str(new_payload), cwd=tmp_path)
+    store = ["--store", str(workspace / "conditions.sqlite")]
+    payload = yaml.safe_load(l1flow("conditions", "show", *store, "L1Nominal", cwd=tmp_path).stdout)
+    l1flow("conditions", "add", *store, "L1Nominal", "--first-run", "1000",
+           "--set", f"calibration.jet={payload['calibration']['jet'] * 1.05:.6f}",
+           "--set", f"mean_pileup={payload['mean_pileup'] + 10}", cwd=tmp_path)
 
     second = run_default(workspace)
     assert second["conditions"]["iov"]["first_run"] == 1000
