@@ -29,7 +29,7 @@ from l1flow.firmware.fixed import OverflowCount, quantize, to_float
 from l1flow.firmware.nn_emulator import NNEmulator
 from l1flow.pipeline.firmware_steps import build_firmware
 from l1flow.pipeline.workspace import write_json_atomic
-from l1flow.registry.store import read_summary
+from l1flow.runfolder import read_summary
 from l1flow.training.metrics import decision_agreement
 from l1flow.training.model import TrainedModel
 from l1flow.verify.fidelity import compare_outputs

@@ -37,6 +37,7 @@ from typing import Any
 
 from l1flow.registry.bundle import BUNDLE_FILE, BundleError, safe_extract, sha256_file, write_bundle
 from l1flow.registry.criteria import AcceptanceCriteria, AcceptanceVerdict, evaluate_acceptance, gate_verdict
+from l1flow.runfolder import SummaryError, read_summary
 
 # Progress bars would garble CLI output and logs; the user can still turn them on.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -289,7 +290,10 @@ class ModelRegistry:
         moves to it when it meets `criteria` against the current production.
         """
         run_dir = Path(run_dir)
-        summary = read_summary(run_dir)
+        try:
+            summary = read_summary(run_dir)
+        except SummaryError as error:
+            raise RegistryError(str(error)) from error
         models: dict[str, dict[str, Any]] = summary.get("models") or {}
         if not models:
             raise RegistryError(f"{run_dir / 'summary.json'} lists no models; nothing to register")
@@ -704,20 +708,6 @@ class ModelRegistry:
                 raise RegistryError(f"{name} version {number}: {error}") from error
             shutil.move(str(downloaded), archive)
         return FetchedBundle(archive=archive, folder=folder, sha256=actual, files=files)
-
-
-def read_summary(run_dir: Path) -> dict[str, Any]:
-    """The run folder's summary.json, or an error saying what is wrong with it."""
-    path = Path(run_dir) / "summary.json"
-    try:
-        summary = json.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise RegistryError(f"{path} does not exist; is {run_dir} a pipeline run folder?") from error
-    except json.JSONDecodeError as error:
-        raise RegistryError(f"{path} is not valid JSON (line {error.lineno}): {error.msg}") from error
-    if not isinstance(summary, dict):
-        raise RegistryError(f"{path} must hold a JSON object, not {type(summary).__name__}")
-    return summary
 
 
 def _bundle_entries(model: dict[str, Any]) -> dict[str, str]:

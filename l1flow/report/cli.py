@@ -9,36 +9,23 @@ the AcceptanceCriteria fields) adds budgets and the acceptance verdict.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from l1flow.registry.criteria import CriteriaFileError, load_criteria
-from l1flow.report.content import ReportError, load_summary
+from l1flow.report.content import ReportError
+from l1flow.runfolder import SummaryError, read_summary
 from l1flow.report.html import render_report
-
-
-class _InputError(ValueError):
-    pass
 
 
 def _previous(args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
     if args.previous:
-        path = Path(args.previous)
-        try:
-            data = json.loads(path.read_text())
-        except OSError as error:
-            raise _InputError(f"cannot read the previous summary {path}: {error.strerror}") from error
-        except json.JSONDecodeError as error:
-            raise _InputError(f"{path} is not valid JSON (line {error.lineno}): {error.msg}") from error
-        if not isinstance(data, dict):
-            raise _InputError(f"{path} must hold a summary.json object")
-        return data
+        return read_summary(Path(args.previous))
     if args.workspace or args.tracking_uri:
         from l1flow.registry.store import ModelRegistry
 
-        summary = load_summary(run_dir)
+        summary = read_summary(run_dir)
         registry = ModelRegistry(workspace=Path(args.workspace or "workspace"), tracking_uri=args.tracking_uri)
         return registry.production_summary(list(summary.get("models") or {}), before_run=summary.get("run_id"))
     return None
@@ -49,7 +36,7 @@ def _report(args: argparse.Namespace) -> int:
     try:
         criteria = load_criteria(Path(args.criteria)) if args.criteria else None
         path = render_report(run_dir, _previous(args, run_dir), criteria, Path(args.output) if args.output else None)
-    except (ReportError, _InputError, CriteriaFileError) as error:
+    except (ReportError, SummaryError, CriteriaFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(path)

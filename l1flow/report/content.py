@@ -15,6 +15,7 @@ from typing import Any
 
 from l1flow.registry.criteria import RESOURCE_KINDS, AcceptanceCriteria, AcceptanceVerdict, evaluate_acceptance, gate_verdict
 from l1flow.report.charts import comparison_chart
+from l1flow.runfolder import SummaryError, read_summary
 
 NOT_MEASURED = "not measured"
 _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
@@ -130,19 +131,6 @@ class RunReport:
     dataset_events: dict[str, Any]
     tool_versions: dict[str, str]
     models: list[ModelSection]
-
-
-def load_summary(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "summary.json"
-    try:
-        summary = json.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise ReportError(f"{path} does not exist; pass the folder of one pipeline run") from error
-    except json.JSONDecodeError as error:
-        raise ReportError(f"{path} is not valid JSON (line {error.lineno}): {error.msg}") from error
-    if not isinstance(summary, dict):
-        raise ReportError(f"{path} must hold a JSON object")
-    return summary
 
 
 def image_from_file(run_dir: Path, relative: str, title: str) -> Image:
@@ -342,7 +330,10 @@ def read_run_report(
     verdict. `images=False` skips drawing and embedding plots (for text-only uses).
     """
     run_dir = Path(run_dir)
-    summary = load_summary(run_dir)
+    try:
+        summary = read_summary(run_dir)
+    except SummaryError as error:
+        raise ReportError(str(error)) from error
     conditions = summary.get("conditions") or {}
     trigger = conditions.get("trigger") or {}
     dataset = summary.get("dataset") or {}
