@@ -21,6 +21,12 @@ WEIGHTS = np.array([[13, -7, 22], [-16, 9, 3], [5, 31, -12], [-25, -2, 18]])
 BIAS = np.array([300, -512, 77])
 
 
+@pytest.fixture(scope="session")
+def rtl_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One build cache for the session: designs are keyed by content, Verilator's runtime is reused."""
+    return tmp_path_factory.getbasetemp() / "verilator-cache"
+
+
 def reference(words: np.ndarray) -> np.ndarray:
     table = np.array([int(line, 16) for line in (FIXTURE / ROM).read_text().split()])
     acc = words @ WEIGHTS + BIAS
@@ -34,11 +40,11 @@ def copy_fixture(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_fixture_matches_reference_through_handshake(tmp_path):
+def test_fixture_matches_reference_through_handshake(tmp_path, rtl_cache):
     rng = np.random.default_rng(7)
     words = rng.integers(-128, 128, size=(3000, 4))
     words[:4] = [[-128] * 4, [127] * 4, [0] * 4, [127, -128, 127, -128]]  # ROM index clipping at both ends
-    source = HLSVerilogSource(FIXTURE, INPUTS, OUTPUTS, tmp_path / "prj", cache_dir=tmp_path / "cache", threads=2)
+    source = HLSVerilogSource(FIXTURE, INPUTS, OUTPUTS, tmp_path / "prj", cache_dir=rtl_cache, threads=2)
     stimulus = VectorSet(INPUTS, OUTPUTS, words, reference(words), model={"name": "fixture"})
     stimulus.save(tmp_path / "stimulus")
     result = source.simulate(stimulus, tmp_path / "result")
@@ -51,7 +57,7 @@ def test_fixture_matches_reference_through_handshake(tmp_path):
 
 
 @pytest.mark.slow
-def test_changed_weight_in_hls_verilog_is_caught(tmp_path):
+def test_changed_weight_in_hls_verilog_is_caught(tmp_path, rtl_cache):
     folder = copy_fixture(tmp_path)
     top = folder / "myproject.v"
     text = top.read_text()
@@ -59,7 +65,7 @@ def test_changed_weight_in_hls_verilog_is_caught(tmp_path):
     top.write_text(text.replace("$signed(18'd31)", "$signed(18'd30)"))
     rng = np.random.default_rng(8)
     words = rng.integers(-128, 128, size=(2000, 4))
-    source = HLSVerilogSource(folder, INPUTS, OUTPUTS, tmp_path / "prj", cache_dir=tmp_path / "cache")
+    source = HLSVerilogSource(folder, INPUTS, OUTPUTS, tmp_path / "prj", cache_dir=rtl_cache)
     got = source.run(words)
     wrong = got != reference(words)
     assert wrong[:, 1].sum() > 0  # the weight feeds output 1 only

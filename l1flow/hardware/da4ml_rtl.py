@@ -371,6 +371,7 @@ class RTLDesign:
     outputs: tuple[BusSlot, ...]
     latency_cycles: int
     estimated_luts: float
+    logic_delay: float
 
     @property
     def input_bits(self) -> int:
@@ -387,6 +388,7 @@ class RTLDesign:
             "outputs": [asdict(s) for s in self.outputs],
             "latency_cycles": self.latency_cycles,
             "estimated_luts": self.estimated_luts,
+            "logic_delay": self.logic_delay,
         }
 
 
@@ -447,7 +449,7 @@ def generate_rtl(
     for path in sorted(static.glob("*.v")):
         sources[path.name] = path.read_text()
     outputs = _slots(out_qint, output_formats, "output")
-    return RTLDesign(top, sources, inputs, tuple(outputs), latency, float(comb.cost))
+    return RTLDesign(top, sources, inputs, tuple(outputs), latency, float(comb.cost), float(comb.latency[1]))
 
 
 def harness_config(design: RTLDesign) -> str:
@@ -664,6 +666,8 @@ def run_simulator(executable: Path, input_words: np.ndarray, n_outputs: int, thr
 # --------------------------------------------------------------------------- the hardware source
 
 DESIGN_FILE = "design.json"
+# Bumped when design.json or the generated files change shape, so old project folders are rewritten.
+_PROJECT_LAYOUT = 2
 
 
 def net_digest(net: FirmwareNet, latency_cutoff: float | None) -> str:
@@ -671,7 +675,7 @@ def net_digest(net: FirmwareNet, latency_cutoff: float | None) -> str:
     import da4ml
 
     digest = hashlib.sha256()
-    digest.update(f"da4ml {da4ml.__version__}|cutoff {latency_cutoff}|{net.input}|{net.output}".encode())
+    digest.update(f"layout {_PROJECT_LAYOUT}|da4ml {da4ml.__version__}|cutoff {latency_cutoff}|{net.input}|{net.output}".encode())
     for layer in net.layers:
         for name, value in sorted(vars(layer).items()):
             digest.update(name.encode())
@@ -796,6 +800,14 @@ class Da4mlRTLSource(HardwareSource):
         if design is None:
             raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
         return int(design["latency_cycles"])
+
+    @property
+    def logic_delay(self) -> float:
+        """da4ml's estimate of the combinational critical path, in its adder-delay units."""
+        design = self._read_design()
+        if design is None:
+            raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
+        return float(design["logic_delay"])
 
     @property
     def estimated_luts(self) -> float:
