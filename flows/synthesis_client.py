@@ -3,8 +3,10 @@
 ``submit`` never starts the tool when the store already holds the job's
 result: it returns that result (``cached=True``) without creating a flow run.
 Otherwise it stages the project in the store and creates a run of the pool's
-``synthesize`` deployment with the job hash as idempotency key, so two
-submissions of the same job while it is queued or running share one run.
+``synthesize`` deployment with the job hash (and store) as idempotency key, so two
+submissions of the same job while it is queued or running share one run; after
+a failed attempt the next one is keyed by the failed run, so a resubmission
+starts a new attempt (again shared by whoever resubmits).
 """
 
 from __future__ import annotations
@@ -65,17 +67,20 @@ def submit(job: SynthesisJob, store: ArtifactStore) -> Submission:
     }
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(pool.deployment_name)
-        run = client.create_flow_run_from_deployment(
-            deployment.id, parameters=parameters, idempotency_key=job_hash, tags=["l1flow", "synthesis"]
-        )
-        if run.state is not None and run.state.is_final() and not run.state.is_completed():
-            # an earlier run of this job failed: a new attempt, shared by everyone resubmitting after it
+        key = f"{job_hash}:{store.root_url}"
+        while True:
             run = client.create_flow_run_from_deployment(
-                deployment.id,
-                parameters=parameters,
-                idempotency_key=f"{job_hash}:after-{run.id}",
-                tags=["l1flow", "synthesis"],
+                deployment.id, parameters=parameters, idempotency_key=key, tags=["l1flow", "synthesis"]
             )
+            if run.state is None or not run.state.is_final():
+                break
+            if run.state.is_completed():
+                finished = stored_outcome(store, job_hash)
+                if finished is not None:  # it completed while we were staging
+                    return Submission(job_hash=job_hash, cached=True, outcome=finished)
+            # that attempt failed (or its result is gone from the store): the next one is keyed
+            # by it, so everyone resubmitting shares one new attempt
+            key = f"{job_hash}:after-{run.id}"
     return Submission(job_hash=job_hash, cached=False, flow_run_id=str(run.id), deployment=pool.deployment_name)
 
 

@@ -28,7 +28,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
+from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectNotFound
 from prefect.tasks import Task, exponential_backoff
 
 from l1flow.artifacts import ArtifactStore
@@ -44,6 +46,21 @@ from l1flow.service.synthesis import (
 )
 from l1flow.synthesis.job import SynthesisError, SynthesisJob
 from l1flow.toolchain import ToolMissingError
+
+
+def _reserve_check(slots: int) -> None:
+    """Fail at once, saying why, where waiting for the memory limit could never succeed."""
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(MEMORY_LIMIT_NAME)
+        except ObjectNotFound:
+            raise MissingMemoryLimitError() from None
+    if slots > limit.limit:
+        raise SynthesisError(
+            f"the job declares {slots} GB (memory_gb) but the limit '{MEMORY_LIMIT_NAME}' has only "
+            f"{limit.limit} slots in all: it would wait for ever. Lower memory_gb or raise the limit "
+            f"(`prefect gcl update {MEMORY_LIMIT_NAME} --limit {slots}`)"
+        )
 
 
 def _is_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -77,6 +94,7 @@ def run_synthesis(job_data: dict[str, Any], project_digest: str, store_url: str)
         runner = runner_for(job.tool)
         runner.check(job)
         slots = max(1, math.ceil(job.memory_gb))
+        _reserve_check(slots)
         logger.info("waiting for %d slot(s) of concurrency limit %r", slots, MEMORY_LIMIT_NAME)
         try:
             with concurrency(MEMORY_LIMIT_NAME, occupy=slots, strict=True):
@@ -84,7 +102,7 @@ def run_synthesis(job_data: dict[str, Any], project_digest: str, store_url: str)
                 # the runner leaves its finished result in work/<job hash>/ (report.json, logs, project)
                 runner.run(job, Path(tmp) / "work")
         except ConcurrencySlotAcquisitionError as exc:
-            if exc.__cause__ is None:  # raised by strict=True for a limit that does not exist
+            if exc.__cause__ is None:  # strict=True: the limit was deleted since the check above
                 raise MissingMemoryLimitError() from exc
             raise
         outcome = publish_result(store, job, Path(tmp) / "work" / job.job_hash())

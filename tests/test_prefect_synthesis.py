@@ -82,6 +82,17 @@ def test_submit_runs_yosys_on_worker_then_cached(
     job_file = tiny_rtl_job(tmp_path / "job", width=8)
     store_url = str(tmp_path / "store")
 
+    # a job declaring more memory than the whole limit would wait for ever: it fails at once
+    big_job = job_file.with_name("job-big.json")
+    big_job.write_text(json.dumps({**json.loads(job_file.read_text()), "memory_gb": 9}))
+    too_big = _cli(registered, "synth", "submit", str(big_job), "--store", store_url, "--wait", "180", "--json",
+                   check=False)
+    assert too_big.returncode == 1
+    assert "declares 9 GB (memory_gb) but the limit 'fpga-synthesis-memory' has only 8" in (
+        json.loads(too_big.stdout)["message"]
+    )
+    assert yosys_calls(count_file) == 0
+
     # without the memory limit the job must not run unlimited: it fails before the tool starts
     from flows.deployments import ensure_memory_limit
     from prefect.client.orchestration import get_client
