@@ -193,9 +193,9 @@ def emulate(
     csim_words = quantize(firmware.csim_predict(x[:n_csim]), firmware.output_type)
     csim_mismatches = int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1)))
     log.info(
-        "%s: emulated %d events at %.0f events/s; software vs emulation: %.4g of events differ; "
+        "%s: emulated %d events at %.0f events/s; software vs emulation: %.4g%% of events differ; "
         "decision agreement %.5f; %s vs emulation: %d of %d events differ",
-        model.name, len(x), len(x) / seconds, fidelity.fraction_differing, agreement,
+        model.name, len(x), len(x) / seconds, 100 * fidelity.fraction_differing, agreement,
         firmware.csim_label, csim_mismatches, n_csim,
     )
     summary = {
