@@ -113,7 +113,8 @@ def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, ti
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+def prefect_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """The session's server process (use `prefect_server` in tests: it also points the client at it)."""
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
@@ -129,13 +130,22 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
         )
     try:
         _wait_healthy(api_url, process, log_path, timeout=90)
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        # client calls made by the test process itself go to this server
-        with temporary_settings({PREFECT_API_URL: api_url}):
-            yield PrefectServer(api_url=api_url, home=home, process=process, log_path=log_path)
+        yield PrefectServer(api_url=api_url, home=home, process=process, log_path=log_path)
     finally:
         stop_process(process)
+
+
+@pytest.fixture
+def prefect_server(prefect_server_process: PrefectServer) -> Iterator[PrefectServer]:
+    """The session's server, with this test's own Prefect client calls going to it.
+
+    Only for the test's duration: other tests of the session keep Prefect's
+    ephemeral API (a session-wide setting would send them here too).
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_server_process.api_url}):
+        yield prefect_server_process
 
 
 @dataclass

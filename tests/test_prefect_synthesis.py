@@ -47,7 +47,7 @@ def _cli(server: PrefectServer, *args: str, check: bool = True) -> subprocess.Co
     return result
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def registered(prefect_server: PrefectServer) -> PrefectServer:
     from flows.deployments import register_synthesis
 
