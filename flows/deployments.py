@@ -173,6 +173,7 @@ def register_synthesis(
             description=f"Synthesize a firmware project with {', '.join(pool.serves)}",
             tags=["l1flow", "synthesis"],
             print_next_steps=False,
+            ignore_warnings=True,  # "process pool without remote storage" is intended: workers share --source
         )
         names.append(pool.deployment_name)
     return SynthesisRegistration(created_pools=created, created_limit=created_limit, deployments=names)
