@@ -89,3 +89,24 @@ def test_drift_alone_is_a_reason_to_retrain(tmp_path: Path) -> None:
     assert drifted.change.reason.startswith("input drift:")
     assert drifted.change.drifted_features  # which features moved is in the event
     assert drifted.change.changes == []  # the stored conditions themselves did not change
+
+
+@pytest.mark.slow  # records a version in a real MLflow store
+def test_production_conditions_come_from_the_registry_lineage(tmp_path: Path) -> None:
+    from test_registry_runfolders import make_run_folder
+
+    from l1flow.registry.criteria import AcceptanceCriteria
+    from l1flow.registry.store import ModelRegistry
+    from l1flow.service.watch import production_conditions
+
+    db = _store(tmp_path, (390000, NOMINAL), (391000, SHIFTED))
+    workspace = tmp_path / "ws"
+    assert production_conditions(db, workspace, "ae") is None  # nothing registered yet
+    ModelRegistry(workspace).record_run(make_run_folder(tmp_path / "run1", tag=TAG, first_run=390000),
+                                        AcceptanceCriteria())
+    trained = production_conditions(db, workspace, "ae")
+    assert trained is not None
+    assert trained.payload == NOMINAL  # the IOV production was trained on, not the latest one
+    assert trained.source == f"production ae ({TAG} from run 390000)"
+    outcome = decide(db, TAG, "c.yaml", trained=trained, announced=None)
+    assert outcome.change is not None and outcome.change.first_run == 391000
