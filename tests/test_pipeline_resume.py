@@ -89,3 +89,33 @@ def test_build_killed_midway_leaves_nothing_that_looks_finished(tmp_path: Path) 
     assert not (ws.cache / "things" / "key1").exists()
     built = ws.cached("things", "key1", lambda folder: (folder / "done.txt").write_text("done"))
     assert sorted(p.name for p in built.iterdir()) == ["done.txt"]
+
+
+def test_two_runs_building_the_same_artifact_at_once_both_succeed(tmp_path: Path) -> None:
+    """Two retrains of the same model at once: neither clobbers the other, one result is kept."""
+    script = tmp_path / "racing_build.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from pathlib import Path
+        from l1flow.pipeline.workspace import Workspace
+
+        def build(folder: Path) -> None:
+            (folder / "writer.txt").write_text(str(os.getpid()))
+            time.sleep(2)  # both builds are in flight together
+
+        built = Workspace(Path(sys.argv[1])).cached("models", "same-key", build)
+        print(built, (built / "writer.txt").read_text())
+    """))
+    ws_root = tmp_path / "work"
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(ws_root)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    folders = {out[0] for out in outputs}
+    assert folders == {str(ws_root.resolve() / "cache" / "models" / "same-key")}
+    # both see the one kept result, written whole by one of them
+    assert len({out[1] for out in outputs}) == 1
+    assert [p.name for p in (ws_root / "cache" / "models").iterdir()] == ["same-key"]
