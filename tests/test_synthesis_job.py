@@ -356,13 +356,9 @@ def test_memory_need_is_checked(stand_in_tools: Path, tmp_path: Path) -> None:
 
 
 def _cli(argv: list[str]) -> int:
-    import argparse
+    from l1flow.cli import build_parser
 
-    from l1flow.synthesis.cli import add_commands
-
-    parser = argparse.ArgumentParser(prog="l1flow")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     return int(args.func(args))
 
 
@@ -372,14 +368,14 @@ def test_synth_report_command(capsys: pytest.CaptureFixture[str]) -> None:
         VU9P / "myproject_prj/solution1/sim/report/myproject_cosim.rpt",
         VU9P / "vivado_synth.rpt",
     ]
-    assert _cli(["synth-report", *map(str, files), "--json"]) == 0
+    assert _cli(["synth", "report", *map(str, files), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["latency_max_ns"] == 75.0 and data["resources"]["lut"] == 39874
-    assert _cli(["synth-report", *map(str, files)]) == 0
+    assert _cli(["synth", "report", *map(str, files)]) == 0
     text = capsys.readouterr().out
     assert "latency 15..15 cycles (75 ns at 5 ns)" in text and "LUT 39874 (3.37%)" in text
     with pytest.raises(ValueError, match="unknown report kind"):
-        _cli(["synth-report", str(VU9P / "project.tcl")])
+        _cli(["synth", "report", str(VU9P / "project.tcl")])
 
 
 def test_vivado_rtl_job_passes_sources_as_tcl_arguments(stand_in_tools: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from l1flow.service.synthesis import (
     default_store_url,
     describe_pools,
 )
+from l1flow.synthesis.cli import add_synth_actions
 from l1flow.toolchain import ToolMissingError
 
 
@@ -271,8 +272,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     worker.add_argument("--limit", type=int, default=None, help="most flow runs this worker runs at once")
     worker.set_defaults(func=_cmd_worker)
 
-    synth = subparsers.add_parser("synth", help="submit synthesis jobs to the pools, follow them, fetch reports")
+    synth = subparsers.add_parser(
+        "synth", help="synthesis jobs: run here, or submit to the pools, follow them and fetch reports"
+    )
     synth_sub = synth.add_subparsers(dest="synth_command", required=True, metavar="ACTION")
+    add_synth_actions(synth_sub)
 
     submit = synth_sub.add_parser("submit", help="queue a synthesis job (or return its cached result)")
     submit.add_argument("job", help="synthesis job file (.yaml or .json, as SynthesisJob.to_yaml writes)")

@@ -1,10 +1,10 @@
-"""`l1flow synthesize`, `l1flow synth-report` and `l1flow gate`.
+"""`l1flow synth run`, `l1flow synth report` and `l1flow gate`.
 
-- ``synthesize JOB --workdir DIR``: run a synthesis job on this machine
+- ``synth run JOB --workdir DIR``: run a synthesis job on this machine
   (yosys here; Vitis/Vivado on a synthesis host) and print its report; the
   result is cached under ``DIR/<job_hash>/``. (Queuing jobs on the synthesis
   pools is ``l1flow synth submit``.)
-- ``synth-report FILE...``: read vendor/yosys report files (csynth XML,
+- ``synth report FILE...``: read vendor/yosys report files (csynth XML,
   cosim report, Vivado utilization, yosys stat JSON) into one report.
 - ``gate EXPECTED RESULT``: the bit-exact gate on two vector folders; exit
   status 0 only if the result matches the emulation bit for bit.
@@ -125,10 +125,10 @@ def _cmd_gate(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `synthesize`, `synth-report` and `gate` to the `l1flow` command."""
-    synthesize = subparsers.add_parser(
-        "synthesize", help="run one synthesis job on this machine (cached by job hash) and print its report"
+def add_synth_actions(synth_actions: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `run` and `report` to `l1flow synth` (beside submit/status/fetch, which go through Prefect)."""
+    synthesize = synth_actions.add_parser(
+        "run", help="run one synthesis job on this machine (cached by job hash) and print its report"
     )
     synthesize.add_argument("job", type=Path, help="synthesis job file (.yaml or .json)")
     synthesize.add_argument("--workdir", type=Path, required=True, help="results go to WORKDIR/<job_hash>/")
@@ -136,13 +136,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     synthesize.add_argument("--json", action="store_true", help="print the report as one JSON line")
     synthesize.set_defaults(func=_cmd_synthesize)
 
-    report = subparsers.add_parser(
-        "synth-report", help="read csynth XML / cosim / Vivado utilization / yosys stat files into one report"
+    report = synth_actions.add_parser(
+        "report", help="read csynth XML / cosim / Vivado utilization / yosys stat files into one report"
     )
     report.add_argument("files", type=Path, nargs="+", help="report files, earlier stages first")
     report.add_argument("--json", action="store_true", help="print the report as one JSON line")
     report.set_defaults(func=_cmd_synth_report)
 
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `gate` to the `l1flow` command."""
     gate = subparsers.add_parser(
         "gate", help="bit-exact gate: compare a hardware result folder with the emulation's vector folder"
     )
