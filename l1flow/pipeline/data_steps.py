@@ -53,12 +53,12 @@ def resolve_conditions(config: PipelineConfig, workspace: Workspace) -> Conditio
     nominal conditions as the tag's first IOV so a first run needs no setup.
     """
     path = Path(config.conditions.store or workspace.conditions_store)
-    store = ConditionsStore(path)
     tag = config.conditions.tag
-    if not store.has_tag(tag):
-        log.info("conditions store %s has no tag %r: seeding it with nominal conditions from run 1", path, tag)
-        store.add(tag, first_run=1, payload=ConditionsPayload())
-    iov = store.get(tag, config.conditions.run) if config.conditions.run else store.latest(tag)
+    with ConditionsStore(path) as store:
+        if not store.has_tag(tag):
+            log.info("conditions store %s has no tag %r: seeding it with nominal conditions from run 1", path, tag)
+            store.add(tag, first_run=1, payload=ConditionsPayload())
+        iov = store.iov(tag, config.conditions.run) if config.conditions.run else store.latest(tag)
     return ConditionsSnapshot(tag, iov.first_run, iov.last_run, iov.payload, path)
 
 
