@@ -64,7 +64,8 @@ def main() -> None:
 
     from l1flow.firmware.netgraph import FirmwareNet
     from l1flow.firmware.nn_emulator import NNEmulator
-    from l1flow.hardware.da4ml_rtl import Da4mlRTLSource, default_cache_dir, trace_firmware_net
+    from l1flow.hardware.da4ml_rtl import Da4mlRTLSource, trace_firmware_net
+    from l1flow.hardware.verilator import default_cache_dir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)

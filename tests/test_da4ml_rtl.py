@@ -17,8 +17,8 @@ from l1flow.hardware.da4ml_rtl import (
     convert,
     generate_rtl,
     harness_config,
-    run_simulator,
 )
+from l1flow.hardware.verilator import run_simulator
 
 SOURCE = FixedType(10, 4)  # every word of ap_fixed<10,4> is a test input
 CAST_TARGETS = [

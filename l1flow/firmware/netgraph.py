@@ -15,6 +15,7 @@ emulator, da4ml tracing and the reports can all walk the same object.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -151,6 +152,18 @@ class FirmwareNet:
     @property
     def n_outputs(self) -> int:
         return self.output.size
+
+    def content_hash(self) -> str:
+        """sha256 of the ports and every layer's words and types: the firmware's identity."""
+        digest = hashlib.sha256(f"{self.input}|{self.output}".encode())
+        for layer in self.layers:
+            for name, value in sorted(vars(layer).items()):
+                digest.update(name.encode())
+                if isinstance(value, np.ndarray):
+                    digest.update(str(value.shape).encode() + np.ascontiguousarray(value, dtype=np.int64).tobytes())
+                else:
+                    digest.update(repr(value).encode())
+        return digest.hexdigest()
 
     @classmethod
     def from_hls_model(cls, hls_model: Any) -> FirmwareNet:

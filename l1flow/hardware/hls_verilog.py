@@ -27,7 +27,7 @@ import numpy as np
 from l1flow.firmware.fixed import FixedType
 from l1flow.firmware.vectors import Port
 from l1flow.hardware.base import HardwareSource
-from l1flow.hardware.da4ml_rtl import build_verilated_harness, run_simulator
+from l1flow.hardware.verilator import build_verilated_harness, run_simulator
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "firmware_templates" / "verilator_hls" / "harness.cpp"
 CONTROL_PORTS = ("ap_clk", "ap_rst", "ap_rst_n", "ap_start", "ap_done", "ap_idle", "ap_ready", "ap_continue")

@@ -21,7 +21,7 @@ import numpy as np
 
 from l1flow.firmware.vectors import read_words, write_words
 from l1flow.hardware.base import HardwareSource
-from l1flow.hardware.da4ml_rtl import RTLBuildError, build_verilated_harness
+from l1flow.hardware.verilator import RTLBuildError, build_verilated_harness
 from l1flow.hardware.ghdl import (
     GHDL_STD,
     TEMPLATES,

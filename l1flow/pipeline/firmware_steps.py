@@ -8,7 +8,6 @@ below treat neural nets and BDTs alike through it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -116,7 +115,7 @@ def build_firmware(
             model_name=model.name,
             family="nn",
             project_dir=folder / "hls4ml",
-            firmware_hash=_net_hash(net),
+            firmware_hash=net.content_hash(),
             emulator=NNEmulator(net),
             input_type=net.input.type,
             output_type=net.output.type,
@@ -248,15 +247,3 @@ def verify_hardware(
         reports.append({**report.to_dict(), "source": source.source, "events_per_s": n / seconds})
     return reports
 
-
-def _net_hash(net: FirmwareNet) -> str:
-    """Content hash of a firmware net: every layer's words and types."""
-    digest = hashlib.sha256(f"{net.input}|{net.output}".encode())
-    for layer in net.layers:
-        for name, value in sorted(vars(layer).items()):
-            digest.update(name.encode())
-            if isinstance(value, np.ndarray):
-                digest.update(str(value.shape).encode() + np.ascontiguousarray(value, dtype=np.int64).tobytes())
-            else:
-                digest.update(repr(value).encode())
-    return digest.hexdigest()
