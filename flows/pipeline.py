@@ -111,6 +111,7 @@ def l1flow_pipeline(
     """
     logger = get_run_logger()
     began = time.perf_counter()
+    started = datetime.now(timezone.utc).isoformat()
     config = load_config(config_path, overrides)
     ws = Workspace(Path(workspace) if workspace else config.workspace)
     run = ws.new_run(config.name, config.content_hash())
@@ -135,6 +136,7 @@ def l1flow_pipeline(
             version["firmware_hash"] = firmware.firmware_hash
             emulation = emulate(config, model, firmware, dataset, run.path)
             gates = verify_hardware(config, model, firmware, emulation, run.path, version)
+            physics_result = physics(config, model, dataset, run.path, previous)
             models[name] = {
                 "kind": model.kind,
                 "run_id": run.run_id,
@@ -144,7 +146,8 @@ def l1flow_pipeline(
                 "precision": precision.to_dict(),
                 **emulation.summary,
                 "emulation_vs_hardware": [_gate_entry(g) for g in gates],
-                **physics(config, model, dataset, run.path, previous),
+                **physics_result,
+                "plots": {**physics_result["plots"], **emulation.plots},
                 "artifacts": {
                     "model": publish.save_model(model, run.path),
                     "firmware": str(firmware.project_dir.parent.relative_to(run.path)),
@@ -156,7 +159,7 @@ def l1flow_pipeline(
             "run_id": run.run_id,
             "config_name": config.name,
             "config_hash": config.content_hash(),
-            "started": datetime.now(timezone.utc).isoformat(),
+            "started": started,
             "conditions": {**conditions.to_dict(), "trigger": trigger or {"reason": "run by hand"}},
             "dataset": dataset.describe(),
             "tool_versions": tool_versions(),

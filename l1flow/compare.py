@@ -32,6 +32,7 @@ from l1flow.pipeline.workspace import write_json_atomic
 from l1flow.runfolder import read_summary
 from l1flow.training.metrics import decision_agreement
 from l1flow.training.model import TrainedModel
+from l1flow.training.plots import plot_residuals
 from l1flow.verify.fidelity import compare_outputs
 
 
@@ -137,7 +138,7 @@ def compare_run_model(
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot = _residual_plot(software, emulated, model_name, out_dir / f"{model_name}_residuals.png")
+    plot = plot_residuals(model_name, software, emulated, out_dir / f"{model_name}_residuals.png")
     write_json_atomic(out_dir / f"{model_name}_compare.json", result)
     return Comparison(model_name, str(data_file), result, plot)
 
@@ -147,24 +148,3 @@ def _overflow_row(layer: str, stage: str, count: OverflowCount) -> dict[str, Any
         "layer": layer, "stage": stage, "values": count.values, "saturated_high": count.saturated_high,
         "saturated_low": count.saturated_low, "wrapped": count.wrapped, "overflowed": count.overflowed,
     }
-
-
-def _residual_plot(software: np.ndarray, emulated: np.ndarray, model: str, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    residual = (np.asarray(emulated) - np.asarray(software)).ravel()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    spread = float(np.abs(residual).max(initial=0.0))
-    ax.hist(residual, bins=101, range=(-spread, spread) if spread > 0 else (-1, 1), log=True)
-    ax.set_xlabel("emulation - software (per output)")
-    ax.set_ylabel("values")
-    ax.set_title(f"{model}: {np.count_nonzero(residual)} of {residual.size} outputs differ")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path

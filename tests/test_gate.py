@@ -18,7 +18,7 @@ import pytest
 
 from l1flow.firmware.fixed import FixedType, convert, quantize
 from l1flow.firmware.vectors import Port, VectorSet
-from l1flow.verify.fidelity import compare_outputs, decision_agreement
+from l1flow.verify.fidelity import compare_outputs
 from l1flow.verify.gate import compare, compare_folders
 
 EVENTS = 200
@@ -199,15 +199,6 @@ def test_fidelity_of_quantized_outputs() -> None:
     assert (same.max_abs_diff, same.fraction_differing) == (0.0, 0.0)
     with pytest.raises(ValueError, match=r"shape \(1000, 2\).*\(999, 2\)"):
         compare_outputs(software, emulation[:-1])
-
-
-def test_decision_agreement() -> None:
-    sw = np.array([0.1, 0.5, 0.9, 0.49, 0.51])
-    em = np.array([0.1, 0.49, 0.9, 0.5, 0.51])
-    assert decision_agreement(sw, em, 0.5) == pytest.approx(3 / 5)
-    assert decision_agreement(sw, sw, 0.5) == 1.0
-    with pytest.raises(ValueError, match="5 scores, emulation 4"):
-        decision_agreement(sw, em[:4], 0.5)
 
 
 def test_gate_command_exit_status(stimulus: VectorSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,6 +33,7 @@ from l1flow.hardware.verilator_bdt import VerilatorBDTSource
 from l1flow.pipeline.data_steps import Dataset
 from l1flow.training.metrics import decision_agreement, threshold_at_rate
 from l1flow.training.model import TrainedModel
+from l1flow.training.plots import plot_residuals
 from l1flow.training.precision import choose_conifer_precision, choose_hls4ml_precision
 from l1flow.verify.fidelity import compare_outputs
 from l1flow.verify.gate import compare
@@ -158,6 +159,7 @@ class EmulationResult:
     events_per_s: float
     threshold: float
     summary: dict[str, Any] = field(default_factory=dict)
+    plots: dict[str, str] = field(default_factory=dict)  # relative to the run folder
 
 
 def emulate(
@@ -208,7 +210,10 @@ def emulate(
             "mismatches": csim_mismatches,
         },
     }
-    return EmulationResult(words, out_words, len(x) / seconds, threshold, summary)
+    residuals = plot_residuals(model.name, software, emulated, run_dir / "plots" / f"{model.name}_residuals.png")
+    return EmulationResult(
+        words, out_words, len(x) / seconds, threshold, summary, {"residuals": str(residuals.relative_to(run_dir))}
+    )
 
 
 def verify_hardware(

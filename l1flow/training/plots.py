@@ -1,4 +1,4 @@
-"""PNG plots of one model: ROC curves, efficiency vs rate, score distributions, loss curves.
+"""PNG plots of one model: ROC curves, efficiency vs rate, score distributions, loss curves, residuals.
 
 Matplotlib's Agg backend (no display). Every file is written under a
 temporary name and renamed, so a plot is either complete or absent. The
@@ -143,6 +143,19 @@ def plot_loss_curves(name: str, history: dict[str, list[float]], path: Path) -> 
     ax.set_title(f"{name}: training")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_residuals(name: str, software: np.ndarray, emulated: np.ndarray, path: Path) -> Path:
+    """Histogram of emulation - software over every output value (log scale)."""
+    residual = (np.asarray(emulated, dtype=np.float64) - np.asarray(software, dtype=np.float64)).ravel()
+    spread = float(np.abs(residual).max(initial=0.0))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(residual, bins=101, range=(-spread, spread) if spread > 0 else (-1.0, 1.0), log=True)
+    ax.set_xlabel("firmware emulation - software (per output value)")
+    ax.set_ylabel("values")
+    ax.set_title(f"{name}: {np.count_nonzero(residual)} of {residual.size} output values differ")
+    ax.grid(alpha=0.3)
     return _save(fig, path)
 
 

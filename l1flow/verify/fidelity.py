@@ -2,8 +2,8 @@
 
 The bit-exact gate asks whether hardware equals emulation; this module asks
 how much quantization changed the answers relative to the software model
-(QKeras / xgboost in floating point), in the units of the outputs, and
-whether the trigger decision at a threshold stays the same.
+(QKeras / xgboost in floating point), in the units of the outputs. Whether
+the trigger decision stays the same is l1flow.training.metrics.decision_agreement.
 """
 
 from __future__ import annotations
@@ -70,14 +70,3 @@ def compare_outputs(software: np.ndarray, emulation: np.ndarray, tolerance: floa
         fraction_differing=float(np.mean((diff > tolerance).any(axis=1))),
         abs_diff_quantiles={f"{q:g}": float(v) for q, v in zip(QUANTILES, quantiles)},
     )
-
-
-def decision_agreement(software_scores: np.ndarray, emulated_scores: np.ndarray, threshold: float) -> float:
-    """Fraction of events whose trigger decision (score >= threshold) is the same."""
-    sw = np.asarray(software_scores, dtype=np.float64).ravel()
-    em = np.asarray(emulated_scores, dtype=np.float64).ravel()
-    if sw.shape != em.shape:
-        raise ValueError(f"software has {sw.size} scores, emulation {em.size}")
-    if sw.size == 0:
-        raise ValueError("no scores to compare")
-    return float(np.mean((sw >= threshold) == (em >= threshold)))
