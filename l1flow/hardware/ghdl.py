@@ -194,6 +194,8 @@ class GHDLSource(HardwareSource):
                 [
                     self._ghdl, "-r", GHDL_STD, "--work=l1flow", TESTBENCH,
                     "--ieee-asserts=disable-at-0",
+                    # the forest's constant arrays outgrow mcode's default 128 KB stack limit
+                    "--max-stack-alloc=0",
                     f"-gINPUT_FILE={inputs}", f"-gOUTPUT_FILE={outputs}",
                 ],
                 self.project_dir / GHDL_WORKDIR,
