@@ -97,7 +97,9 @@ def report(run_dir: Path, previous: dict[str, Any] | None, config: PipelineConfi
     return path
 
 
-@flow(name="l1flow-pipeline", log_prints=True)
+# No log_prints: Prefect would replace builtins.print during the run, and numba
+# (da4ml's solver) cannot compile a function that calls a replaced print.
+@flow(name="l1flow-pipeline")
 def l1flow_pipeline(
     config_path: str,
     overrides: list[str] | None = None,
