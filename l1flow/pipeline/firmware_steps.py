@@ -46,7 +46,6 @@ class FirmwareBuild:
     """One model's firmware: project, emulator, C-sim and hardware sources."""
 
     model_name: str
-    family: str  # "nn" or "bdt"
     project_dir: Path
     firmware_hash: str
     emulator: NNEmulator | BDTEmulator
@@ -114,7 +113,6 @@ def build_firmware(
         net = FirmwareNet.from_hls_model(hls_model)
         return FirmwareBuild(
             model_name=model.name,
-            family="nn",
             project_dir=folder / "hls4ml",
             firmware_hash=net.content_hash(),
             emulator=NNEmulator(net),
@@ -137,7 +135,6 @@ def build_firmware(
     forest = FirmwareForest.from_conifer(csim_model)
     return FirmwareBuild(
         model_name=model.name,
-        family="bdt",
         project_dir=folder / "conifer_cpp",
         firmware_hash=forest.content_hash(),
         emulator=BDTEmulator(forest),
@@ -156,8 +153,6 @@ class EmulationResult:
 
     input_words: np.ndarray
     output_words: np.ndarray
-    events_per_s: float
-    threshold: float
     summary: dict[str, Any] = field(default_factory=dict)
     plots: dict[str, str] = field(default_factory=dict)  # relative to the run folder
 
@@ -212,7 +207,7 @@ def emulate(
     }
     residuals = plot_residuals(model.name, software, emulated, run_dir / "plots" / f"{model.name}_residuals.png")
     return EmulationResult(
-        words, out_words, len(x) / seconds, threshold, summary, {"residuals": str(residuals.relative_to(run_dir))}
+        words, out_words, summary, {"residuals": str(residuals.relative_to(run_dir))}
     )
 
 

@@ -73,10 +73,6 @@ class Workspace:
     def cache(self) -> Path:
         return self.root / "cache"
 
-    @property
-    def tracking_uri(self) -> str:
-        return f"sqlite:///{self.root / 'mlflow.db'}"
-
     def cached(self, kind: str, key: str, build: Callable[[Path], None]) -> Path:
         """The folder for artifact `kind/key`, built once by `build(tmp_folder)`.
 
