@@ -222,8 +222,8 @@ def harness_ports(
     lines += [f"    dut->{v} = level;" for v in valids] or ["    (void)dut; (void)level;"]
     lines += ["}", "", "void drive_inputs(Vtop *dut, const int64_t *w) {"]
     for b in inputs:
-        chunks = (b.port.width + 31) // 32 + 1
-        lines.append(f"    {{ uint32_t c[{chunks}] = {{0}};")
+        chunks = (b.port.width + 31) // 32
+        lines.append(f"    {{ uint32_t c[{chunks} + word_stream::kPadChunks] = {{0}};")
         for w in b.words:
             lines.append(f"      put_bits(c, {w.offset}, {w.width}, w[{w.word}]);")
         lines.append(f"      load_bus(dut->{b.port.name}, c); }}")
@@ -235,13 +235,13 @@ def harness_ports(
     ]
     for n, b in enumerate(outputs):
         strobe = b.valid or "ap_done"
-        chunks = (b.port.width + 31) // 32 + 1
+        chunks = (b.port.width + 31) // 32
         lines.append(f"    if (dut->{strobe} && captured[{n}] < events) {{")
-        lines.append(f"        uint32_t c[{chunks}] = {{0}};")
+        lines.append(f"        uint32_t c[{chunks} + word_stream::kPadChunks] = {{0}};")
         lines.append(f"        store_bus(dut->{b.port.name}, c);")
         for w in b.words:
             lines.append(
-                f"        out[captured[{n}] * N_OUT + {w.word}] = get_word(c, {w.offset}, {w.width}, {str(w.signed).lower()});"
+                f"        out[captured[{n}] * N_OUT + {w.word}] = get_bits(c, {w.offset}, {w.width}, {str(w.signed).lower()});"
             )
         lines.append(f"        ++captured[{n}];")
         lines.append("        any = true;")

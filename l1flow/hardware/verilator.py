@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import subprocess
@@ -20,6 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from l1flow.toolchain import require_executable
+
+
+# The word-file main and bit packing shared by the streaming harnesses; every build gets it.
+WORD_STREAM_HEADER = Path(__file__).resolve().parents[2] / "firmware_templates" / "verilator_common" / "word_stream.h"
 
 
 class RTLBuildError(RuntimeError):
@@ -79,6 +84,7 @@ def build_verilated_harness(
     )
     require_executable("make", "building the Verilated simulator", "Install make (Debian: build-essential).")
     data_files = data_files or {}
+    headers = {WORD_STREAM_HEADER.name: WORD_STREAM_HEADER.read_text(), **headers}
     harness_text = Path(harness).read_text()
     digest = hashlib.sha256()
     for part in (_verilator_identity(verilator), " ".join(VERILATOR_OPTIONS), CXX_OPT, top, harness_text):
@@ -176,7 +182,11 @@ def run_simulator(executable: Path, input_words: np.ndarray, n_outputs: int, thr
         )
         if proc.returncode != 0:
             raise RTLBuildError(f"{executable} failed (exit {proc.returncode}): {proc.stderr.strip()}")
-        result = np.fromfile(out, dtype=np.int64)
-    if result.size != events * n_outputs:
-        raise RTLBuildError(f"{executable} wrote {result.size} words, expected {events} x {n_outputs}")
-    return result.reshape(events, n_outputs)
+        size = out.stat().st_size
+        if size != events * n_outputs * 8:
+            raise RTLBuildError(f"{executable} wrote {size // 8} words, expected {events} x {n_outputs}")
+        # Mapped copy-on-write rather than read: no copy of the words, and the
+        # mapping outlives the temporary file.
+        with open(out, "rb") as handle:
+            words_out = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
+    return np.frombuffer(words_out, dtype=np.int64).reshape(events, n_outputs)
