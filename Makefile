@@ -46,4 +46,4 @@ system-packages:
 	fi
 
 bench: setup
-	for b in benchmarks/bench_*.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done
+	for b in benchmarks/bench_*.py benchmarks/hardware.py; do echo "== $$b"; $(VENV)/bin/python $$b || exit 1; done

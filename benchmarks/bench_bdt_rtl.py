@@ -31,7 +31,7 @@ from l1flow.hardware.ghdl import GHDLSource
 from l1flow.hardware.verilator_bdt import VerilatorBDTSource
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--ghdl-events", type=int, default=2_000)
@@ -41,8 +41,11 @@ def main() -> None:
     parser.add_argument("--precision", default="ap_fixed<18,8>")
     parser.add_argument("--cache", type=Path, default=None, help="Verilator build cache folder to reuse")
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    return parser
 
+
+def measure(args: argparse.Namespace) -> dict[str, object]:
+    """Print the comparison; return its numbers."""
     import xgboost as xgb
 
     rng = np.random.default_rng(args.seed)
@@ -101,7 +104,7 @@ def main() -> None:
     print(f"speed-up {verilator_rate / ghdl_rate:,.0f}x; mismatching events: Verilator vs emulator "
           f"{verilator_mismatches}/{args.events}, GHDL vs emulator {ghdl_mismatches}/{args.ghdl_events}, "
           f"Verilator vs GHDL {verilator_vs_ghdl}/{args.ghdl_events}")
-    print(json.dumps({
+    return {
         "events": args.events,
         "ghdl_events": args.ghdl_events,
         "trees": args.trees,
@@ -113,8 +116,8 @@ def main() -> None:
         "ghdl_mismatches": ghdl_mismatches,
         "verilator_vs_ghdl_mismatches": verilator_vs_ghdl,
         **{k: round(v, 1) for k, v in timings.items()},
-    }))
+    }
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(measure(parser().parse_args())))

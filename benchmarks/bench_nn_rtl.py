@@ -58,7 +58,17 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--work", type=Path, default=None, help="project folder (default: a temporary one)")
+    parser.add_argument("--skip-reference", action="store_true", help="do not build da4ml's own simulator")
+    return parser
+
+
+def measure(args: argparse.Namespace) -> dict[str, object]:
+    """Print the comparison; return its numbers."""
     import hls4ml
     from da4ml.codegen import VerilogModel
 
@@ -66,13 +76,6 @@ def main() -> None:
     from l1flow.firmware.nn_emulator import NNEmulator
     from l1flow.hardware.da4ml_rtl import Da4mlRTLSource, trace_firmware_net
     from l1flow.hardware.verilator import default_cache_dir
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--work", type=Path, default=None, help="project folder (default: a temporary one)")
-    parser.add_argument("--skip-reference", action="store_true", help="do not build da4ml's own simulator")
-    args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_nn_rtl."))
     model = build_model(seed=11)
@@ -150,8 +153,8 @@ def main() -> None:
             "speedup_vs_da4ml_predict": round(rtl_rate / ref_rate, 2),
             "speedup_vs_da4ml_predict_cpu": round(ref_cpu / rtl_cpu, 2),
         })
-    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(measure(parser().parse_args())))
