@@ -16,11 +16,13 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 
 from l1flow.config import PipelineConfig, load_config
 from l1flow.pipeline import data_steps, firmware_steps, publish
 from l1flow.pipeline.workspace import Workspace
 from l1flow.report import render_report, report_artifacts
+from l1flow.synthesis.reports import SynthesisReport
 from l1flow.toolchain import tool_versions
 from l1flow.training.model import TrainedModel
 
@@ -59,6 +61,11 @@ def build_firmware(config: PipelineConfig, model: TrainedModel, precision: firmw
 
 
 @step
+def write_hardware(firmware: firmware_steps.FirmwareBuild) -> None:
+    firmware_steps.write_hardware(firmware)
+
+
+@step
 def emulate(config: PipelineConfig, model: TrainedModel, firmware: firmware_steps.FirmwareBuild,
             dataset: data_steps.Dataset, run_dir: Path) -> firmware_steps.EmulationResult:
     return firmware_steps.emulate(config, model, firmware, dataset, run_dir)
@@ -69,6 +76,12 @@ def verify_hardware(config: PipelineConfig, model: TrainedModel, firmware: firmw
                     emulation: firmware_steps.EmulationResult, run_dir: Path,
                     version: dict[str, Any]) -> list[dict[str, Any]]:
     return firmware_steps.verify_hardware(config, model, firmware, emulation, run_dir, version)
+
+
+@step
+def synthesize(config: PipelineConfig, firmware: firmware_steps.FirmwareBuild,
+               workspace: Workspace) -> SynthesisReport | None:
+    return firmware_steps.synthesize(config, firmware, workspace.cache / "synthesis")
 
 
 @step
@@ -106,7 +119,7 @@ def l1flow_pipeline(
     workspace: str | None = None,
     trigger: dict[str, Any] | None = None,
 ) -> str:
-    """Conditions → dataset → training → firmware → emulation → hardware → gate → registry → report.
+    """Conditions → dataset → training → firmware → emulation → hardware → gate → synthesis → registry → report.
 
     `trigger` carries why the run started (the conditions-change event's
     reason and IOV); returns the path of the run's summary.json.
@@ -125,17 +138,28 @@ def l1flow_pipeline(
         production = publish.production_models(registry, ws, names)
         production_summary = registry.production_summary(names)
 
+        firmware_steps.check_synthesis_tool(config)
         conditions = resolve_conditions(config, ws)
         dataset = prepare_dataset(config, conditions, ws)
         trained = train(config, dataset, ws, production)
 
+        # Firmware for every model first, so synthesis (minutes for a big design)
+        # runs beside all the emulation and RTL checks.
+        precisions: dict[str, firmware_steps.FirmwarePrecision] = {}
+        firmwares: dict[str, firmware_steps.FirmwareBuild] = {}
+        synthesis: dict[str, PrefectFuture[SynthesisReport | None]] = {}
+        for name, model in trained.items():
+            precisions[name] = choose_precision(config, model, dataset)
+            firmwares[name] = build_firmware(config, model, precisions[name], run.path, ws)
+            write_hardware(firmwares[name])
+            synthesis[name] = synthesize.submit(config, firmwares[name], ws)
+
         models: dict[str, Any] = {}
         for name, model in trained.items():
             previous = TrainedModel.load(production[name]) if name in production else None
-            version = {"name": name, "run_id": run.run_id, "weights_hash": model.weights_hash()}
-            precision = choose_precision(config, model, dataset)
-            firmware = build_firmware(config, model, precision, run.path, ws)
-            version["firmware_hash"] = firmware.firmware_hash
+            firmware = firmwares[name]
+            version = {"name": name, "run_id": run.run_id, "weights_hash": model.weights_hash(),
+                       "firmware_hash": firmware.firmware_hash}
             emulation = emulate(config, model, firmware, dataset, run.path)
             gates = verify_hardware(config, model, firmware, emulation, run.path, version)
             physics_result = physics(config, model, dataset, run.path, previous)
@@ -145,7 +169,7 @@ def l1flow_pipeline(
                 "weights_hash": model.weights_hash(),
                 "firmware_hash": firmware.firmware_hash,
                 "train_seconds": model.train_seconds,
-                "precision": precision.to_dict(),
+                "precision": precisions[name].to_dict(),
                 **emulation.summary,
                 "emulation_vs_hardware": [_gate_entry(g) for g in gates],
                 **physics_result,
@@ -156,6 +180,8 @@ def l1flow_pipeline(
                     "vectors": f"vectors/{name}",
                 },
             }
+        for name, pending in synthesis.items():
+            models[name].update(firmware_steps.synthesis_summary(pending.result()))
 
         summary = {
             "run_id": run.run_id,

@@ -41,9 +41,9 @@ from l1flow.service.synthesis import (
     SynthesisOutcome,
     publish_result,
     result_ref,
-    runner_for,
     stored_outcome,
 )
+from l1flow.synthesis import runner_for
 from l1flow.synthesis.job import SynthesisError, SynthesisJob
 from l1flow.toolchain import ToolMissingError
 

@@ -70,7 +70,11 @@ class VerifyConfig(_Section):
 
 
 class SynthesisConfig(_Section):
-    runner: Literal["yosys", "vendor", "none"] = "none"
+    runner: Literal["yosys", "vivado", "none"] = Field(
+        "yosys",
+        description="synthesis of the RTL the gate simulated: yosys synth_xilinx here, Vivado on a synthesis "
+        "machine, or none",
+    )
     timeout_seconds: int = Field(3_600, ge=10)
 
 

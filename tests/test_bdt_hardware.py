@@ -141,6 +141,28 @@ def test_verilator_matches_emulator_and_reuses_its_build(binary, binary_verilato
 
 
 @needs_ghdl
+def test_yosys_synthesizes_the_simulated_verilog_with_conifers_latency(binary, binary_verilator, tmp_path):
+    from l1flow.synthesis.yosys import YosysRunner
+
+    folder, _, _ = binary
+    job = binary_verilator.synthesis_job("yosys", "xcvu9p-flgb2104-2L-e", 5.0, 600)
+    assert [p.as_posix() for p in job.rtl_files] == ["verilog/BDTTop.v"]
+    report = YosysRunner().run(job, tmp_path / "synth")
+    assert report.resources.lut is not None and report.resources.lut > 10
+    assert report.resources.ff is not None and report.resources.ff > 16  # registered pipeline
+    # 10 trees of depth 3: 1 + 3 + ceil(log2 10) clocks at II 1
+    assert (report.latency_max_cycles, report.ii_max) == (8, 1)
+    assert report.latency_max_ns == 40.0
+    # the same forest written in another folder: no source paths in the Verilog, the same job
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("verilog", "ghdl_*", "*.cf", "verilator_build"))
+    other = VerilatorBDTSource(copy)
+    other.write()
+    assert other.verilog_path.read_text() == binary_verilator.verilog_path.read_text()
+    assert other.synthesis_job("yosys", "xcvu9p-flgb2104-2L-e", 5.0, 600).job_hash() == job.job_hash()
+
+
+@needs_ghdl
 def test_one_changed_constant_in_the_vhdl_is_caught_by_both_simulators(tmp_path):
     # a 3-class forest, so the same run also checks every class's word position
     model = _vhdl_project(tmp_path / "multi", "multi:softprob", trees=4, depth=2, seed=6, num_class=3)

@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from l1flow.hardware.ghdl import read_conifer_vhdl_project
+
 REPO = Path(__file__).resolve().parents[1]
 L1FLOW = [sys.executable, "-m", "l1flow.cli"]
 
@@ -43,9 +45,9 @@ def l1flow(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def run_default(workspace: Path) -> dict:
+def run_default(workspace: Path, *overrides: str) -> dict:
     args = ["run", str(REPO / "configs" / "default.yaml"), "--workspace", str(workspace)]
-    for override in SMALLER:
+    for override in [*SMALLER, *overrides]:
         args += ["--set", override]
     result = l1flow(*args, cwd=workspace.parent)
     lines = [line for line in result.stdout.splitlines() if line.startswith("run folder: ")]
@@ -79,6 +81,14 @@ def test_default_pipeline_twice_with_conditions_change_then_rollback(tmp_path: P
     assert bdt["decision_agreement"] >= 0.999
     for model in (ae, bdt):
         assert set(model["metrics"]["efficiency_at_rate"]) == set(first["dataset"]["classes"][1:])
+    # yosys synth_xilinx of the RTL the gate simulated; latency from the RTL generators
+    assert ae["resources"]["source"].startswith("yosys") and bdt["resources"]["source"].startswith("yosys")
+    assert ae["resources"]["LUT"] > 5_000 and ae["resources"]["carry"] > 0
+    assert ae["resources"]["FF"] == 0 and ae["latency"]["cycles"] == 0  # combinational
+    assert bdt["resources"]["LUT"] > 1_000 and bdt["resources"]["FF"] > 1_000
+    forest = read_conifer_vhdl_project(first["_run_dir"] / "firmware" / "bdt" / "conifer_vhdl")
+    cycles = 1 + forest.max_depth + 5  # conifer's VHDL pipeline for 30 trees
+    assert bdt["latency"] == {"cycles": cycles, "ns": 5.0 * cycles, "ii": 1, "source": "generator (job)"}
     run_dir = first["_run_dir"]
     assert (run_dir / "report.html").stat().st_size > 10_000
     registered = {r["name"]: r for r in first["registry"]}
@@ -91,10 +101,12 @@ def test_default_pipeline_twice_with_conditions_change_then_rollback(tmp_path: P
            "--set", f"calibration.jet={payload['calibration']['jet'] * 1.05:.6f}",
            "--set", f"mean_pileup={payload['mean_pileup'] + 10}", cwd=tmp_path)
 
-    second = run_default(workspace)
+    # Synthesis was checked above; the second run skips it to stay within CI's time.
+    second = run_default(workspace, "synthesis.runner=none")
     assert second["conditions"]["iov"]["first_run"] == 1000
     ae2 = second["models"]["axol1tl_ae"]
     assert ae2["weights_hash"] != ae["weights_hash"]
+    assert ae2["resources"] is None and ae2["latency"] is None
     # The previous production model is scored on the same events, side by side.
     assert ae2["previous_production"] is not None
 

@@ -19,10 +19,10 @@ from l1flow.service.synthesis import (
     pool_for_tool,
     publish_result,
     result_ref,
-    runner_for,
     stage_project,
     stored_outcome,
 )
+from l1flow.synthesis import runner_for
 from l1flow.synthesis.job import SynthesisJob
 from l1flow.toolchain import ToolMissingError
 

@@ -4,7 +4,9 @@ Like conifer's backends, each source is a small class with the same verbs:
 
 - ``write()``   lay out the project it simulates or reads (RTL, harness, files);
 - ``compile()`` build the simulator (a no-op for imported results);
-- ``run(input_words)`` return output words for the given input words.
+- ``run(input_words)`` return output words for the given input words;
+- ``synthesis_job(tool, ...)`` the RTL it simulates as a synthesis job, for
+  sources that simulate synthesizable RTL (None for the others).
 
 ``simulate`` is shared: it runs a saved stimulus set and returns (and saves)
 the result set in the test-vector format, so every source, whether an RTL
@@ -15,11 +17,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from l1flow.firmware.vectors import VectorSet
+from l1flow.synthesis.job import SynthesisJob
+
+#: synthesis tools that take a source's RTL as it is (Vitis HLS starts from C++ instead)
+RTLTool = Literal["yosys", "vivado"]
 
 
 class HardwareSource(ABC):
@@ -42,6 +48,15 @@ class HardwareSource(ABC):
     @abstractmethod
     def run(self, input_words: np.ndarray) -> np.ndarray:
         """Output words (events, outputs) for input words (events, inputs)."""
+
+    def synthesis_job(
+        self, tool: RTLTool, part: str, clock_period_ns: float, timeout_s: float
+    ) -> SynthesisJob | None:
+        """The RTL this source simulates, as a job for ``tool``; None if it simulates none.
+
+        Call after ``write()``: the job hashes the files it names.
+        """
+        return None
 
     def simulate(self, stimulus: VectorSet, result_dir: Path | None = None) -> VectorSet:
         """Run a saved stimulus set; return its result set, saved if a folder is given."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -35,8 +36,9 @@ import numpy as np
 from l1flow.firmware import fixed
 from l1flow.firmware.fixed import FixedType
 from l1flow.firmware.netgraph import ActivationLayer, BatchNormLayer, DenseLayer, FirmwareNet, ReshapeLayer
-from l1flow.hardware.base import HardwareSource
+from l1flow.hardware.base import HardwareSource, RTLTool
 from l1flow.hardware.verilator import RTLBuildError, build_verilated_harness, run_simulator
+from l1flow.synthesis.job import SynthesisJob
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "firmware_templates" / "verilator_nn"
 # Float32 holds integers exactly up to 2**24; da4ml's constant-matrix solver works in float32.
@@ -440,9 +442,19 @@ def generate_rtl(
         sources[f"{top}.v"] = comb_logic_gen(comb, top, print_latency=False, timescale="`timescale 1ns/1ps")
         latency = 0
         out_qint = list(comb.out_qint)
-    static = Path(rtl_pkg.__file__).parent / "verilog" / "source"
-    for path in sorted(static.glob("*.v")):
-        sources[path.name] = path.read_text()
+    # Only the library modules the design instantiates: lookup_table.v, for one,
+    # reads a ROM file that does not exist and stops yosys when it is read.
+    library = {p.stem: p.read_text() for p in (Path(rtl_pkg.__file__).parent / "verilog" / "source").glob("*.v")}
+    needed: set[str] = set()
+    pending = list(sources.values())
+    while pending:
+        code = pending.pop()
+        for name in library.keys() - needed:
+            if re.search(rf"(?<!module )\b{name}\s*(#\s*\(|[A-Za-z_]\w*\s*\()", code):
+                needed.add(name)
+                pending.append(library[name])
+    for name in sorted(needed):
+        sources[f"{name}.v"] = library[name]
     outputs = _slots(out_qint, output_formats, "output")
     return RTLDesign(top, sources, inputs, tuple(outputs), latency, float(comb.cost), float(comb.latency[1]))
 
@@ -507,7 +519,7 @@ def build_simulator(
 
 DESIGN_FILE = "design.json"
 # Bumped when design.json or the generated files change shape, so old project folders are rewritten.
-_PROJECT_LAYOUT = 2
+_PROJECT_LAYOUT = 3
 
 
 def net_digest(net: FirmwareNet, latency_cutoff: float | None) -> str:
@@ -624,6 +636,26 @@ class Da4mlRTLSource(HardwareSource):
             self.compile()
         assert self._executable is not None
         return run_simulator(self._executable, words, self.net.n_outputs, self.threads)
+
+    def synthesis_job(
+        self, tool: RTLTool, part: str, clock_period_ns: float, timeout_s: float
+    ) -> SynthesisJob:
+        """The generated Verilog as a synthesis job; latency from ``design.json`` (the generator's)."""
+        design = self._read_design()
+        if design is None:
+            raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
+        return SynthesisJob(
+            project_dir=self.project_dir,
+            project_kind="rtl",
+            tool=tool,
+            steps=("synth",) if tool == "yosys" else ("vsynth",),
+            part=part,
+            clock_period_ns=clock_period_ns,
+            top=design["top"],
+            rtl_files=tuple(Path(self.src_dir.name) / name for name in sorted(design["sources"])),
+            metadata_file=Path(DESIGN_FILE),
+            timeout_s=timeout_s,
+        )
 
     @property
     def latency_cycles(self) -> int:

@@ -11,6 +11,7 @@ changed.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from l1flow.firmware.vectors import read_words, write_words
-from l1flow.hardware.base import HardwareSource
+from l1flow.hardware.base import HardwareSource, RTLTool
 from l1flow.hardware.verilator import RTLBuildError, build_verilated_harness
 from l1flow.hardware.ghdl import (
     GHDL_STD,
@@ -30,6 +31,7 @@ from l1flow.hardware.ghdl import (
     check_word_range,
     read_conifer_vhdl_project,
 )
+from l1flow.synthesis.job import SynthesisJob
 from l1flow.toolchain import require_executable
 
 HARNESS = TEMPLATES / "verilator_bdt" / "bdt_harness.cpp"
@@ -83,7 +85,9 @@ class VerilatorBDTSource(HardwareSource):
             )
         self.verilog_path.parent.mkdir(exist_ok=True)
         tmp = self.verilog_path.with_suffix(".v.tmp")
-        tmp.write_text(completed.stdout)
+        # ghdl writes source paths into comments: without them the same forest
+        # gives the same file (and build and synthesis cache keys) in any folder.
+        tmp.write_text(_strip_comments(completed.stdout))
         os.replace(tmp, self.verilog_path)
 
     def _defines(self) -> list[str]:
@@ -96,15 +100,13 @@ class VerilatorBDTSource(HardwareSource):
     def compile(self) -> None:
         """Build the simulator, or reuse the cached build of identical RTL.
 
-        ghdl writes source paths into comments; they are dropped so the same
-        forest built in another folder hits the same cache entry.
         """
         if not self.verilog_path.exists():
             self.write()
         config = "".join(f"#define {d.removeprefix('-D').replace('=', ' ', 1)}\n" for d in self._defines())
         try:
             self.simulator = build_verilated_harness(
-                {f"{TOP}.v": _strip_comments(self.verilog_path.read_text())},
+                {f"{TOP}.v": self.verilog_path.read_text()},
                 TOP,
                 HARNESS,
                 {"bdt_config.h": config},
@@ -114,6 +116,32 @@ class VerilatorBDTSource(HardwareSource):
             )
         except RTLBuildError as error:
             raise HardwareRunError(str(error)) from error
+
+    def synthesis_job(
+        self, tool: RTLTool, part: str, clock_period_ns: float, timeout_s: float
+    ) -> SynthesisJob:
+        """yosys: the Verilog simulated here; Vivado: conifer's VHDL project it came from.
+
+        conifer's VHDL pipeline takes 1 + depth + ceil(log2(trees)) clocks at II = 1
+        (conifer/backends/vhdl/writer.py); yosys and Vivado synthesis do not time it.
+        """
+        common = dict(
+            project_dir=self.project_dir,
+            tool=tool,
+            part=part,
+            clock_period_ns=clock_period_ns,
+            top=TOP,
+            latency_cycles=1 + self.project.max_depth + math.ceil(math.log2(max(self.project.n_trees, 1))),
+            ii_cycles=1,
+            timeout_s=timeout_s,
+        )
+        if tool == "yosys":
+            if not self.verilog_path.exists():
+                raise HardwareRunError(f"{self.verilog_path}: missing; call write() first")
+            return SynthesisJob(
+                project_kind="rtl", steps=("synth",), rtl_files=(Path(VERILOG_DIR) / f"{TOP}.v",), **common
+            )
+        return SynthesisJob(project_kind="conifer", steps=("vsynth",), **common)
 
     def run(self, input_words: np.ndarray) -> np.ndarray:
         if self.simulator is None:

@@ -31,6 +31,10 @@ from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
 from l1flow.hardware.ghdl import GHDLSource
 from l1flow.hardware.verilator_bdt import VerilatorBDTSource
 from l1flow.pipeline.data_steps import Dataset
+from l1flow.synthesis import runner_for
+from l1flow.synthesis.job import SynthesisError
+from l1flow.synthesis.reports import SynthesisReport
+from l1flow.toolchain import require_executable, yosys_command
 from l1flow.training.metrics import decision_agreement, threshold_at_rate
 from l1flow.training.model import TrainedModel
 from l1flow.training.plots import plot_residuals
@@ -211,6 +215,12 @@ def emulate(
     )
 
 
+def write_hardware(firmware: FirmwareBuild) -> None:
+    """Lay out every hardware source's project (RTL, harness files) for simulation and synthesis."""
+    for source in firmware.hardware:
+        source.write()
+
+
 def verify_hardware(
     config: PipelineConfig,
     model: TrainedModel,
@@ -221,6 +231,7 @@ def verify_hardware(
 ) -> list[dict[str, Any]]:
     """Simulate every hardware source on the emulation sample and gate it against emulation.
 
+    Call after :func:`write_hardware`.
     Fast sources (Verilator) see `verify.hardware_events`; GHDL, at a few
     hundred events per second, sees `verify.ghdl_events`.
     """
@@ -236,7 +247,6 @@ def verify_hardware(
             )
         stimulus = stimuli[n]
         log.info("%s: %s simulation of %d events", model.name, source.source, n)
-        source.write()
         source.compile()
         began = time.perf_counter()
         result = source.simulate(stimulus, vectors_dir / f"{source.source}_{n}")
@@ -247,3 +257,59 @@ def verify_hardware(
         reports.append({**report.to_dict(), "source": source.source, "events_per_s": n / seconds})
     return reports
 
+
+
+def check_synthesis_tool(config: PipelineConfig) -> None:
+    """Raise ToolMissingError now, not after training, when the configured synthesis tool is missing."""
+    if config.synthesis.runner == "yosys":
+        yosys_command()
+    elif config.synthesis.runner == "vivado":
+        require_executable("vivado", "Vivado synthesis of the verified RTL (synthesis.runner: vivado)",
+                           "Run on a synthesis machine with Vivado on PATH, or set synthesis.runner to yosys or none.")
+
+
+def synthesize(config: PipelineConfig, firmware: FirmwareBuild, results_dir: Path) -> SynthesisReport | None:
+    """Synthesize the RTL the gate simulated with ``config.synthesis.runner``; None for "none".
+
+    Call after :func:`write_hardware`. Results are kept in
+    ``results_dir`` under the job's hash, which covers the RTL's content, so the
+    same firmware is synthesized once (yosys needs minutes for the default AE).
+    """
+    tool = config.synthesis.runner
+    if tool == "none":
+        return None
+    for source in firmware.hardware:
+        job = source.synthesis_job(
+            tool, config.firmware.part, config.firmware.clock_period_ns, config.synthesis.timeout_seconds
+        )
+        if job is not None:
+            log.info("%s: %s synthesis of %s (%s)", firmware.model_name, tool, job.top, source.source)
+            return runner_for(tool).run(job, results_dir)
+    raise SynthesisError(
+        f"{firmware.model_name}: none of its hardware sources "
+        f"({', '.join(s.source for s in firmware.hardware) or 'none built'}) has RTL for {tool}"
+    )
+
+
+def synthesis_summary(report: SynthesisReport | None) -> dict[str, Any]:
+    """The summary's ``resources`` and ``latency`` (the keys acceptance budgets read); null when not run."""
+    if report is None:
+        return {"resources": None, "latency": None}
+    r = report.resources
+    cycles = report.latency_max_cycles
+    return {
+        "resources": {
+            "LUT": r.lut, "FF": r.ff, "DSP": r.dsp, "BRAM": r.bram_18k, "carry": r.carry,
+            "source": f"{report.tool} {report.tool_version or ''} ({report.resource_stage})".replace("  ", " "),
+            "part": report.part,
+            "utilisation": report.utilisation(),
+            "job_hash": report.job_hash,
+        },
+        "latency": {
+            "cycles": cycles,
+            # a combinational design has no clocked latency, and yosys does no timing
+            "ns": report.latency_max_ns if cycles else None,
+            "ii": report.ii_max,
+            "source": report.latency_source,
+        },
+    }

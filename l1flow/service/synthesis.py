@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from l1flow.artifacts import ArtifactStore
-from l1flow.synthesis.job import JOB_FILE, REPORT_FILE, SynthesisJob, SynthesisRunner
+from l1flow.synthesis.job import JOB_FILE, REPORT_FILE, SynthesisJob
 from l1flow.synthesis.reports import SynthesisReport
 
 #: global concurrency limit: one slot per GB of memory a running job declares
@@ -108,17 +108,6 @@ def check_pool_tools(pool_name: str) -> SynthesisPool:
     for tool in pool.tools:
         lookups[tool]()
     return pool
-
-
-def runner_for(tool: str) -> SynthesisRunner:
-    """The runner of ``tool`` (the same runners `l1flow` uses locally)."""
-    from l1flow.synthesis.vendor import VendorRunner
-    from l1flow.synthesis.yosys import YosysRunner
-
-    for runner_class in (YosysRunner, VendorRunner):
-        if tool in runner_class.tools:
-            return runner_class()
-    raise ValueError(f"no synthesis runner for tool {tool!r} (known: yosys, vitis_hls, vivado)")
 
 
 def default_store_url() -> str:

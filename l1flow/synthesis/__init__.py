@@ -8,3 +8,18 @@
 - :mod:`l1flow.synthesis.yosys`: yosys ``synth_xilinx`` resource counts for open RTL;
 - :mod:`l1flow.synthesis.cli`: ``l1flow synth run``, ``synth report``, ``gate``.
 """
+
+from __future__ import annotations
+
+from l1flow.synthesis.job import SynthesisRunner
+
+
+def runner_for(tool: str) -> SynthesisRunner:
+    """The runner of ``tool``: yosys, or the vendor runner for vitis_hls / vivado."""
+    from l1flow.synthesis.vendor import VendorRunner
+    from l1flow.synthesis.yosys import YosysRunner
+
+    for runner_class in (YosysRunner, VendorRunner):
+        if tool in runner_class.tools:
+            return runner_class()
+    raise ValueError(f"no synthesis runner for tool {tool!r} (known: yosys, vitis_hls, vivado)")

@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from l1flow.synthesis.job import SynthesisRunner
+from l1flow.synthesis import runner_for
 from l1flow.synthesis.reports import (
     Resources,
     SynthesisReport,
@@ -24,13 +24,6 @@ from l1flow.synthesis.reports import (
     parse_csynth_xml,
     parse_vivado_synth_rpt,
 )
-
-
-def _runner_for(tool: str) -> SynthesisRunner:
-    from l1flow.synthesis.vendor import VendorRunner
-    from l1flow.synthesis.yosys import YosysRunner
-
-    return YosysRunner() if tool == "yosys" else VendorRunner()
 
 
 def format_report(report: SynthesisReport) -> str:
@@ -97,7 +90,7 @@ def _cmd_synthesize(args: argparse.Namespace) -> int:
     job = SynthesisJob.load(args.job)
     if args.project is not None:
         job = SynthesisJob.model_validate({**job.model_dump(), "project_dir": args.project})
-    report = _runner_for(job.tool).run(job, args.workdir)
+    report = runner_for(job.tool).run(job, args.workdir)
     if args.json:
         print(json.dumps(report.to_summary(), sort_keys=True))
     else:
