@@ -53,3 +53,58 @@ def test_firmware_without_rtl_cannot_be_synthesized(tmp_path: Path) -> None:
         synthesize(config, firmware, tmp_path / "synthesis")
     assert synthesize(load_config(DEFAULT, ["synthesis.runner=none"]), firmware, tmp_path / "synthesis") is None
     assert not (tmp_path / "synthesis").exists()
+
+
+SMALL_MODELS = [
+    "data.train_background=4000",
+    "data.train_signal=400",
+    "data.validation_background=1000",
+    "data.validation_signal=100",
+    "data.test_background=2000",
+    "data.test_signal=200",
+    "verify.emulation_events=2000",
+    "verify.hardware_events=2000",
+    "verify.csim_events=200",
+    "verify.ghdl_events=100",
+    "models.0.encoder=[{units: 8}]",
+    "models.0.latent={units: 2}",
+    "models.0.epochs=1",
+    "models.1.n_trees=4",
+    "models.1.max_depth=3",
+]
+
+
+@pytest.mark.slow
+def test_a_run_reports_yosys_resources_and_generator_latency(tmp_path: Path) -> None:
+    """`l1flow run` with yosys on small models: the synthesis stage's results land in summary.json."""
+    import json
+    import math
+    import os
+    import subprocess
+    import sys
+
+    from l1flow.hardware.ghdl import read_conifer_vhdl_project
+
+    repo = DEFAULT.parents[1]
+    args = [sys.executable, "-m", "l1flow.cli", "run", str(DEFAULT), "--workspace", str(tmp_path / "work")]
+    for override in SMALL_MODELS:
+        args += ["--set", override]
+    done = subprocess.run(args, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo)},
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-5000:]
+    run_dir = Path(done.stdout.strip().splitlines()[-1].removeprefix("run folder: "))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    ae, bdt = summary["models"]["axol1tl_ae"], summary["models"]["bdt"]
+
+    assert ae["resources"]["source"] == bdt["resources"]["source"] == "yosys 0.23 (yosys)"
+    assert ae["resources"]["LUT"] > 100 and ae["resources"]["carry"] > 0 and ae["resources"]["FF"] == 0
+    assert ae["latency"]["cycles"] == 0 and ae["latency"]["ns"] is None  # combinational da4ml RTL
+    assert bdt["resources"]["LUT"] > 10 and bdt["resources"]["FF"] > 10
+    forest = read_conifer_vhdl_project(run_dir / "firmware" / "bdt" / "conifer_vhdl")
+    cycles = 1 + forest.max_depth + math.ceil(math.log2(forest.n_trees))
+    assert bdt["latency"] == {"cycles": cycles, "ns": 5.0 * cycles, "ii": 1, "source": "generator (job)"}
+    # each result is kept in the workspace under its job hash, for the next run with the same RTL
+    for model in (ae, bdt):
+        assert (tmp_path / "work" / "cache" / "synthesis" / model["resources"]["job_hash"] / "report.json").is_file()
+    # and both gates passed on the same RTL that was synthesized
+    assert all(g["mismatches"] == 0 for m in (ae, bdt) for g in m["emulation_vs_hardware"])
