@@ -98,9 +98,7 @@ class VerilatorBDTSource(HardwareSource):
         ]
 
     def compile(self) -> None:
-        """Build the simulator, or reuse the cached build of identical RTL.
-
-        """
+        """Build the simulator, or reuse the cached build of identical RTL."""
         if not self.verilog_path.exists():
             self.write()
         config = "".join(f"#define {d.removeprefix('-D').replace('=', ' ', 1)}\n" for d in self._defines())

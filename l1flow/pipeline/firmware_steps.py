@@ -231,9 +231,9 @@ def verify_hardware(
 ) -> list[dict[str, Any]]:
     """Simulate every hardware source on the emulation sample and gate it against emulation.
 
-    Call after :func:`write_hardware`.
     Fast sources (Verilator) see `verify.hardware_events`; GHDL, at a few
-    hundred events per second, sees `verify.ghdl_events`.
+    hundred events per second, sees `verify.ghdl_events`. Call after
+    :func:`write_hardware`.
     """
     vectors_dir = run_dir / "vectors" / model.name
     reports: list[dict[str, Any]] = []
@@ -258,7 +258,6 @@ def verify_hardware(
     return reports
 
 
-
 def check_synthesis_tool(config: PipelineConfig) -> None:
     """Raise ToolMissingError now, not after training, when the configured synthesis tool is missing."""
     if config.synthesis.runner == "yosys":
@@ -271,9 +270,9 @@ def check_synthesis_tool(config: PipelineConfig) -> None:
 def synthesize(config: PipelineConfig, firmware: FirmwareBuild, results_dir: Path) -> SynthesisReport | None:
     """Synthesize the RTL the gate simulated with ``config.synthesis.runner``; None for "none".
 
-    Call after :func:`write_hardware`. Results are kept in
-    ``results_dir`` under the job's hash, which covers the RTL's content, so the
-    same firmware is synthesized once (yosys needs minutes for the default AE).
+    Call after :func:`write_hardware`. Results are kept in ``results_dir`` under
+    the job's hash, which covers the RTL's content, so the same firmware is
+    synthesized once (yosys needs minutes for the default AE).
     """
     tool = config.synthesis.runner
     if tool == "none":
