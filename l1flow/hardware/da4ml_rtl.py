@@ -570,6 +570,12 @@ class Da4mlRTLSource(HardwareSource):
             return None
         return json.loads(path.read_text())
 
+    def _written_design(self) -> dict[str, Any]:
+        design = self._read_design()
+        if design is None:
+            raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
+        return design
+
     def _written_intact(self, digest: str) -> bool:
         design = self._read_design()
         if design is None or design.get("net_hash") != digest:
@@ -615,9 +621,7 @@ class Da4mlRTLSource(HardwareSource):
 
     def compile(self) -> None:
         """Build (or reuse from the cache) the simulator of the Verilog now in ``src/``."""
-        design = self._read_design()
-        if design is None:
-            raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
+        design = self._written_design()
         header = (self.project_dir / "harness_config.h").read_text()
         self._executable = build_simulator(self.src_dir, design["top"], header, cache_dir=self.cache_dir)
 
@@ -641,9 +645,7 @@ class Da4mlRTLSource(HardwareSource):
         self, tool: RTLTool, part: str, clock_period_ns: float, timeout_s: float
     ) -> SynthesisJob:
         """The generated Verilog as a synthesis job; latency from ``design.json`` (the generator's)."""
-        design = self._read_design()
-        if design is None:
-            raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
+        design = self._written_design()
         return SynthesisJob(
             project_dir=self.project_dir,
             project_kind="rtl",
@@ -660,23 +662,14 @@ class Da4mlRTLSource(HardwareSource):
     @property
     def latency_cycles(self) -> int:
         """Clock cycles from input to output (0: combinational), from the generator."""
-        design = self._read_design()
-        if design is None:
-            raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
-        return int(design["latency_cycles"])
+        return int(self._written_design()["latency_cycles"])
 
     @property
     def logic_delay(self) -> float:
         """da4ml's estimate of the combinational critical path, in its adder-delay units."""
-        design = self._read_design()
-        if design is None:
-            raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
-        return float(design["logic_delay"])
+        return float(self._written_design()["logic_delay"])
 
     @property
     def estimated_luts(self) -> float:
         """da4ml's own LUT estimate of the adder graph (yosys gives the real count)."""
-        design = self._read_design()
-        if design is None:
-            raise RTLBuildError(f"{self.project_dir}: no {DESIGN_FILE}; call write() first")
-        return float(design["estimated_luts"])
+        return float(self._written_design()["estimated_luts"])
