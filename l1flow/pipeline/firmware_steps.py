@@ -299,7 +299,7 @@ def synthesis_summary(report: SynthesisReport | None) -> dict[str, Any]:
     return {
         "resources": {
             "LUT": r.lut, "FF": r.ff, "DSP": r.dsp, "BRAM": r.bram_18k, "carry": r.carry,
-            "source": f"{report.tool} {report.tool_version or ''} ({report.resource_stage})".replace("  ", " "),
+            "source": " ".join(filter(None, (report.tool, report.tool_version))) + f" ({report.resource_stage})",
             "part": report.part,
             "utilisation": report.utilisation(),
             "job_hash": report.job_hash,
