@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from l1flow.errors import L1flowError
+
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from flows.pipeline import run_pipeline
@@ -81,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("l1flow: interrupted", file=sys.stderr)
         return 130
+    except L1flowError as exc:
+        if args.debug or os.environ.get("L1FLOW_DEBUG"):
+            raise
+        print(f"l1flow: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except Exception as exc:  # noqa: BLE001 - the command reports every failure to the user
         if args.debug or os.environ.get("L1FLOW_DEBUG"):
             raise
