@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from l1flow.artifacts import ArtifactStore, tree_digest
+from l1flow.artifacts import ArtifactStore
+from l1flow.fileio import folder_digest
 
 
 def make_project(root: Path, total_mb: int, n_files: int, seed: int = 0) -> int:
@@ -78,7 +79,7 @@ def main() -> None:
             work.mkdir()
             tar_times.append(tar_round_trip(project, work))
             store_times.append(store_round_trip(project, work))
-            assert tree_digest(work / "out-store") == tree_digest(work / "out-tar")
+            assert folder_digest(work / "out-store") == folder_digest(work / "out-tar")
             shutil.rmtree(work)
     store_s, tar_s = min(store_times), min(tar_times)
     mb = size / (1 << 20)

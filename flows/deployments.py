@@ -39,6 +39,7 @@ from prefect.events.schemas.automations import AutomationCore, EventTrigger, Pos
 from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectNotFound
 
+from l1flow.flows import FLOW_SOURCE, PIPELINE_ENTRYPOINT, SYNTHESIZE_ENTRYPOINT, WATCH_ENTRYPOINT
 from l1flow.service.synthesis import (
     DEFAULT_MEMORY_SLOTS_GB,
     MEMORY_LIMIT_NAME,
@@ -46,10 +47,6 @@ from l1flow.service.synthesis import (
     SYNTHESIZE_FLOW_NAME,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SYNTHESIZE_ENTRYPOINT = "flows/synthesize.py:synthesize"
-WATCH_ENTRYPOINT = "flows/watch.py:watch_conditions"
-PIPELINE_ENTRYPOINT = "flows/pipeline.py:l1flow_pipeline"
 CONDITIONS_EVENT = "l1flow.conditions.changed"
 LOST_WORKER_AUTOMATION = "l1flow: requeue synthesis runs that lost their worker"
 #: heartbeats come every PREFECT_FLOWS_HEARTBEAT_FREQUENCY s (at least 30); two missed = lost
@@ -150,7 +147,7 @@ class SynthesisRegistration:
 
 
 def register_synthesis(
-    source: str | Path = REPO_ROOT,
+    source: str | Path = FLOW_SOURCE,
     memory_slots_gb: int = DEFAULT_MEMORY_SLOTS_GB,
     lost_after: timedelta = DEFAULT_LOST_AFTER,
 ) -> SynthesisRegistration:
@@ -186,7 +183,7 @@ def control_deployments(
     watch_cron: str | None = "*/15 * * * *",
     watch_interval_s: float | None = None,
     retrain_entrypoint: str = PIPELINE_ENTRYPOINT,
-    source: str | Path = REPO_ROOT,
+    source: str | Path = FLOW_SOURCE,
     watch_parameters: dict[str, Any] | None = None,
 ) -> list[RunnerDeployment]:
     """The watch (scheduled) and retrain (event-triggered) deployments for `serve`.

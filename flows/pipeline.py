@@ -1,4 +1,4 @@
-"""The l1flow pipeline as a Prefect flow: the diagram of DESIGN.md, step by step.
+"""The l1flow pipeline as a Prefect flow: README.md's "What one run does", step by step.
 
 Only orchestration lives here; every step is a plain function of
 :mod:`l1flow.pipeline`. Steps whose inputs did not change are reused from the
@@ -9,7 +9,7 @@ which is also how a crashed run resumes: run it again.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def l1flow_pipeline(
     """
     logger = get_run_logger()
     began = time.perf_counter()
-    started = datetime.now(timezone.utc).isoformat()
+    started = datetime.now(UTC).isoformat()
     config = load_config(config_path, overrides)
     ws = Workspace(Path(workspace) if workspace else config.workspace)
     run = ws.new_run(config.name, config.content_hash())

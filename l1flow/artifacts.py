@@ -24,93 +24,33 @@ digests), so it does not depend on timestamps, owners or the tar format.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import shutil
-import stat
 import tarfile
 import tempfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import fsspec
 
+from l1flow.errors import BadInputError
+from l1flow.fileio import (
+    atomic_folder,
+    atomic_path,
+    folder_digest,
+    folder_manifest,
+    manifest_digest,
+    sha256_bytes,
+    sha256_file,
+)
+
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _REF_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
-_CHUNK = 1 << 20
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(BadInputError):
     """An object is missing, corrupt or unsafe to unpack."""
-
-
-@dataclass(frozen=True)
-class ManifestEntry:
-    """One file of a folder: relative POSIX path, executable bit and content digest."""
-
-    path: str
-    executable: bool
-    digest: str
-    size: int
-
-
-def file_digest(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            sha.update(chunk)
-    return sha.hexdigest()
-
-
-def tree_manifest(root: Path) -> list[ManifestEntry]:
-    """Manifest of every regular file under ``root``, sorted by path.
-
-    Symbolic links and special files are refused: they would make the content
-    depend on the machine that packs it.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise ArtifactError(f"{root} is not a folder; put_tree needs a folder (use put_file for a file)")
-    entries: list[ManifestEntry] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in dirnames:
-            if (Path(dirpath) / name).is_symlink():
-                raise ArtifactError(f"{Path(dirpath) / name} is a symbolic link; copy the target in instead")
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            mode = path.lstat().st_mode
-            if not stat.S_ISREG(mode):
-                raise ArtifactError(f"{path} is not a regular file (link or special file); it cannot be stored")
-            rel = path.relative_to(root).as_posix()
-            entries.append(
-                ManifestEntry(
-                    path=rel,
-                    executable=bool(mode & stat.S_IXUSR),
-                    digest=file_digest(path),
-                    size=path.lstat().st_size,
-                )
-            )
-    entries.sort(key=lambda entry: entry.path)
-    return entries
-
-
-def manifest_digest(entries: list[ManifestEntry]) -> str:
-    """Digest of a folder: sha256 of its canonical manifest text."""
-    sha = hashlib.sha256()
-    for entry in entries:
-        sha.update(f"{entry.path}\0{int(entry.executable)}\0{entry.digest}\n".encode())
-    return sha.hexdigest()
-
-
-def tree_digest(root: Path) -> str:
-    """Digest a folder would get in the store, without storing it."""
-    return manifest_digest(tree_manifest(root))
 
 
 def _check_digest(digest: str) -> str:
@@ -187,7 +127,7 @@ class ArtifactStore:
 
     def put_bytes(self, data: bytes) -> str:
         """Store bytes; return their digest."""
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256_bytes(data)
         if self.exists(digest):
             return digest
         with tempfile.TemporaryDirectory() as tmp:
@@ -201,14 +141,14 @@ class ArtifactStore:
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"{path} is not a file; put_file needs a file (use put_tree for a folder)")
-        digest = file_digest(path)
+        digest = sha256_file(path)
         self._publish_object(path, digest, {"kind": "file", "size": path.stat().st_size})
         return digest
 
     def put_tree(self, root: str | Path) -> str:
         """Store a folder (packed as tar); return the digest of its manifest."""
         root = Path(root)
-        entries = tree_manifest(root)
+        entries = folder_manifest(root)
         digest = manifest_digest(entries)
         if self.exists(digest):
             return digest
@@ -236,7 +176,7 @@ class ArtifactStore:
         if marker["kind"] != "file":
             raise ArtifactError(f"object {digest} is a folder; fetch it with get_tree")
         data = self.fs.cat_file(self._object_key(digest))
-        if hashlib.sha256(data).hexdigest() != digest:
+        if sha256_bytes(data) != digest:
             raise ArtifactError(f"object {digest} in {self.root_url} is corrupt (content does not match its digest)")
         return data
 
@@ -245,15 +185,10 @@ class ArtifactStore:
         dest = Path(dest)
         if self.info(digest)["kind"] != "file":
             raise ArtifactError(f"object {digest} is a folder; fetch it with get_tree")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
-        try:
+        with atomic_path(dest, suffix=".part") as tmp:
             self.fs.get_file(self._object_key(digest), str(tmp))
-            if file_digest(tmp) != digest:
+            if sha256_file(tmp) != digest:
                 raise ArtifactError(f"object {digest} in {self.root_url} is corrupt (content does not match its digest)")
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
         return dest
 
     def get_tree(self, digest: str, dest: str | Path) -> Path:
@@ -270,9 +205,7 @@ class ArtifactStore:
         marker = self.info(digest)
         if marker["kind"] != "tree":
             raise ArtifactError(f"object {digest} is a file; fetch it with get_file")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
-        try:
+        with atomic_folder(dest) as staging:
             # streamed member by member: a multi-GB project never sits in memory
             with self.fs.open(self._object_key(digest), "rb") as handle, tarfile.open(
                 fileobj=handle, mode="r|"
@@ -280,14 +213,10 @@ class ArtifactStore:
                 for member in tar:
                     _check_member(member, digest)
                     tar.extract(member, staging, filter="data")
-            if tree_digest(staging) != digest:
+            if folder_digest(staging) != digest:
                 raise ArtifactError(
                     f"object {digest} in {self.root_url} is corrupt (unpacked files do not match its digest)"
                 )
-            os.replace(staging, dest)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return dest
 
     # refs ------------------------------------------------------------------

@@ -18,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from l1flow.conditions.change import ChangeTolerances
 from l1flow.conditions.drift import DriftThresholds
+from l1flow.errors import BadInputError
 from l1flow.registry.criteria import AcceptanceCriteria
+from l1flow.settings import DEFAULT_WORKSPACE
 from l1flow.training.specs import ModelSpec
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInputError):
     """The configuration file is missing, unreadable or has a bad field."""
 
 
@@ -86,7 +88,7 @@ class RegistryConfig(_Section):
 class PipelineConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 1
-    workspace: Path = Path("work")
+    workspace: Path = DEFAULT_WORKSPACE
     conditions: ConditionsConfig = Field(default_factory=ConditionsConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     trigger: TriggerConfig = Field(default_factory=TriggerConfig)

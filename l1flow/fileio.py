@@ -3,6 +3,10 @@
 Every file a later step reads is written whole or not at all: into a temporary
 sibling first, then renamed over the target (``os.replace`` is atomic within one
 file system), so a crash or a concurrent reader never sees half a file.
+
+A folder's digest is the sha256 of its manifest (relative path, executable bit
+and sha256 of every regular file): the one folder-hash scheme, shared by the
+artifact store, the dataset cache keys and anything else that hashes a folder.
 """
 
 from __future__ import annotations
@@ -12,10 +16,14 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from l1flow.errors import BadInputError
 
 _CHUNK = 1 << 20
 
@@ -34,9 +42,16 @@ def sha256_file(path: str | Path) -> str:
     return sha.hexdigest()
 
 
+def json_default(value: Any) -> Any:
+    """JSON form of what ``json`` cannot write itself: numpy scalars and arrays as numbers, anything else as text."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
 def stable_json(value: Any) -> str:
     """Canonical JSON text (sorted keys, no spaces) for hashing a value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=json_default)
 
 
 def sha256_json(value: Any) -> str:
@@ -45,26 +60,38 @@ def sha256_json(value: Any) -> str:
 
 
 @contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary sibling path of ``path`` for a tool to write; rename it over ``path`` on success.
+
+    For writers that take a file name, not a handle (h5py, matplotlib, a
+    compiler's ``-o``). ``suffix`` keeps the extension a writer may insist on.
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        # mkstemp makes the file private; the result should read like any other file
+        os.chmod(tmp, stat.S_IMODE(os.stat(tmp).st_mode) | 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str = "w", **open_kwargs: Any) -> Iterator[Any]:
     """Open a temporary sibling of ``path`` for writing; rename it over ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is untouched.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        with open(tmp, mode, **open_kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -83,22 +110,32 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
 
 def write_json_atomic(path: str | Path, value: Any, indent: int | None = 2) -> Path:
     """Write ``value`` as JSON to ``path`` atomically; return the path."""
-    return write_text_atomic(path, json.dumps(value, indent=indent, sort_keys=True, default=str) + "\n")
+    return write_text_atomic(path, json.dumps(value, indent=indent, sort_keys=True, default=json_default) + "\n")
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | Path) -> Iterator[Path]:
+def atomic_folder(path: str | Path, replace: bool = True) -> Iterator[Path]:
     """Yield an empty staging folder beside ``path``; rename it to ``path`` on success.
 
-    An existing ``path`` is replaced only once the new content is complete. On
-    any exception the staging folder is removed and ``path`` is untouched.
+    An existing ``path`` is replaced only once the new content is complete. With
+    ``replace=False`` (a content-addressed cache entry) an existing ``path`` is
+    kept and the staging folder dropped: two processes building the same entry
+    both succeed and one result stays. On any exception the staging folder is
+    removed and ``path`` is untouched.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         yield staging
-        if target.exists():
+        if not replace:
+            try:
+                os.rename(staging, target)
+            except OSError:
+                if not target.exists():
+                    raise
+                shutil.rmtree(staging, ignore_errors=True)
+        elif target.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, retired / target.name)
             os.replace(staging, target)
@@ -108,3 +145,58 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One file of a folder: relative POSIX path, executable bit and content digest."""
+
+    path: str
+    executable: bool
+    digest: str
+    size: int
+
+
+def folder_manifest(root: str | Path) -> list[ManifestEntry]:
+    """Manifest of every regular file under ``root``, sorted by path.
+
+    Symbolic links and special files are refused: they would make the content
+    depend on the machine that hashes it.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise BadInputError(f"{root} is not a folder; a folder digest needs a folder")
+    entries: list[ManifestEntry] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in dirnames:
+            if (Path(dirpath) / name).is_symlink():
+                raise BadInputError(f"{Path(dirpath) / name} is a symbolic link; copy the target in instead")
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            mode = path.lstat().st_mode
+            if not stat.S_ISREG(mode):
+                raise BadInputError(f"{path} is not a regular file (link or special file); it cannot be hashed")
+            entries.append(
+                ManifestEntry(
+                    path=path.relative_to(root).as_posix(),
+                    executable=bool(mode & stat.S_IXUSR),
+                    digest=sha256_file(path),
+                    size=path.lstat().st_size,
+                )
+            )
+    entries.sort(key=lambda entry: entry.path)
+    return entries
+
+
+def manifest_digest(entries: list[ManifestEntry]) -> str:
+    """Digest of a folder: sha256 of its canonical manifest text."""
+    sha = hashlib.sha256()
+    for entry in entries:
+        sha.update(f"{entry.path}\0{int(entry.executable)}\0{entry.digest}\n".encode())
+    return sha.hexdigest()
+
+
+def folder_digest(root: str | Path) -> str:
+    """The digest of a folder's files (see ``folder_manifest``)."""
+    return manifest_digest(folder_manifest(root))

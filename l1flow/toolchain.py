@@ -17,8 +17,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from l1flow.errors import L1flowError
 
-class ToolMissingError(RuntimeError):
+
+class ToolMissingError(L1flowError):
     """A required external tool is not installed on this machine."""
 
     def __init__(self, tool: str, needed_for: str, hint: str = "") -> None:

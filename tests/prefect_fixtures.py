@@ -200,7 +200,7 @@ class Worker:
 
 def l1flow_command(*args: str) -> list[str]:
     """The `l1flow` service commands, run from this checkout's interpreter."""
-    return [PYTHON, "-m", "l1flow.service", *args]
+    return [PYTHON, "-m", "l1flow", *args]
 
 
 @pytest.fixture
@@ -297,7 +297,7 @@ def tiny_retrain(
 
     The config is JSON: ``{"synthesis_job": <job file>, "store": <artifact store URL>}`` (both optional).
     """
-    from flows.synthesis_client import submit
+    from l1flow.flows.synthesis_client import submit
 
     from l1flow.artifacts import ArtifactStore
     config = json.loads(Path(config_path).read_text())

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from l1flow.artifacts import ArtifactError, ArtifactStore, tree_digest
+from l1flow.artifacts import ArtifactError, ArtifactStore
+from l1flow.errors import BadInputError
+from l1flow.fileio import folder_digest as tree_digest
 
 
 def _project(root: Path) -> Path:
@@ -154,13 +156,13 @@ def test_unsafe_archive_is_refused(tmp_path: Path, member_name: str, kind: bytes
 
 def test_inputs_that_cannot_be_stored_are_refused(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "store")
-    with pytest.raises(ArtifactError, match="is not a folder"):
+    with pytest.raises(BadInputError, match="is not a folder"):
         store.put_tree(tmp_path / "missing")
     with pytest.raises(ArtifactError, match="is not a file"):
         store.put_file(tmp_path)
     project = _project(tmp_path / "project")
     (project / "link.v").symlink_to(project / "src" / "top.v")
-    with pytest.raises(ArtifactError, match="link.v is not a regular file"):
+    with pytest.raises(BadInputError, match="link.v is not a regular file"):
         store.put_tree(project)
     with pytest.raises(ArtifactError, match="not a sha256 digest"):
         store.exists("abc")

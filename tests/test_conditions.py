@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import sqlite3
 
@@ -10,7 +9,6 @@ import pytest
 import yaml
 
 from l1flow.conditions.change import ChangeTolerances, decide_retrain
-from l1flow.conditions.cli import add_commands
 from l1flow.conditions.payload import (
     CalibrationScales,
     ConditionsPayload,
@@ -193,10 +191,9 @@ def test_masked_regions_count_as_changes() -> None:
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="l1flow")
-    add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(list(argv))
-    return int(args.func(args))
+    from l1flow.cli.main import main
+
+    return main(list(argv))
 
 
 def test_cli_add_list_show_diff_export_import(tmp_path, capsys) -> None:
@@ -228,11 +225,11 @@ def test_cli_add_list_show_diff_export_import(tmp_path, capsys) -> None:
     assert ConditionsStore(other).get("L2", 7).masked_regions == (4,)
 
 
-def test_cli_errors_name_the_field_and_exit_1(tmp_path, capsys) -> None:
+def test_cli_errors_name_the_field_and_exit_2(tmp_path, capsys) -> None:
     store = str(tmp_path / "c.sqlite")
-    assert _cli("conditions", "add", "L1", "--first-run", "1", "--set", "calibration.jet=3", "--store", store) == 1
+    assert _cli("conditions", "add", "L1", "--first-run", "1", "--set", "calibration.jet=3", "--store", store) == 2
     err = capsys.readouterr().err
     assert "calibration.jet: must be within [0.5, 1.5]" in err and "got 3" in err
-    assert _cli("conditions", "list", "--store", str(tmp_path / "missing.sqlite")) == 1
+    assert _cli("conditions", "list", "--store", str(tmp_path / "missing.sqlite")) == 2
     assert "no conditions store here" in capsys.readouterr().err
     assert not (tmp_path / "missing.sqlite").exists()

@@ -202,16 +202,10 @@ def test_fidelity_of_quantized_outputs() -> None:
 
 
 def test_gate_command_exit_status(stimulus: VectorSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import argparse
-
-    from l1flow.synthesis.cli import add_commands
-
-    parser = argparse.ArgumentParser(prog="l1flow")
-    add_commands(parser.add_subparsers(dest="command", required=True))
+    from l1flow.cli.main import main
 
     def run(*argv: str) -> int:
-        args = parser.parse_args(list(argv))
-        return int(args.func(args))
+        return main(list(argv))
 
     stimulus.result(stimulus.output_words, source="verilator").save(tmp_path / "good")
     words = stimulus.output_words.copy()

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-L1FLOW = [sys.executable, "-m", "l1flow.cli"]
+L1FLOW = [sys.executable, "-m", "l1flow"]
 
 SMALLER = [
     "data.train_background=60000",

@@ -86,7 +86,7 @@ def test_a_run_reports_yosys_resources_and_generator_latency(tmp_path: Path) -> 
     from l1flow.hardware.ghdl import read_conifer_vhdl_project
 
     repo = DEFAULT.parents[1]
-    args = [sys.executable, "-m", "l1flow.cli", "run", str(DEFAULT), "--workspace", str(tmp_path / "work")]
+    args = [sys.executable, "-m", "l1flow", "run", str(DEFAULT), "--workspace", str(tmp_path / "work")]
     for override in SMALL_MODELS:
         args += ["--set", override]
     done = subprocess.run(args, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(repo)},

@@ -41,8 +41,8 @@ def _runs_of(deployment_name: str) -> list:
 def test_conditions_event_starts_retrain_with_event_parameters(
     prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
-    from flows.deployments import control_deployments
-    from flows.watch import announce
+    from l1flow.flows.deployments import control_deployments
+    from l1flow.flows.watch import announce
 
     config = tmp_path / "pipeline.json"
     config.write_text("{}")
@@ -91,7 +91,7 @@ def test_conditions_event_starts_retrain_with_event_parameters(
 
 
 def test_retrain_flow_without_event_parameters_is_refused(tmp_path: Path) -> None:
-    from flows.deployments import control_deployments
+    from l1flow.flows.deployments import control_deployments
 
     with pytest.raises(ValueError, match="lacks parameter"):
         control_deployments(

@@ -70,7 +70,7 @@ def _completed_watch_runs() -> int:
 def test_serve_then_new_iov_leads_to_retrain_and_synthesis(
     prefect_server: PrefectServer, worker_factory, tmp_path: Path
 ) -> None:
-    from flows.synthesis_client import status
+    from l1flow.flows.synthesis_client import status
 
     db = tmp_path / "conditions.sqlite"
     store = ConditionsStore(db)

@@ -11,8 +11,9 @@ import pytest
 pytest.register_assert_rewrite("prefect_fixtures")
 from prefect_fixtures import tiny_rtl_job  # noqa: E402
 
-from l1flow.artifacts import ArtifactStore, tree_manifest
-from l1flow.service.cli import worker_command
+from l1flow.artifacts import ArtifactStore
+from l1flow.fileio import folder_manifest
+from l1flow.cli.service import worker_command
 from l1flow.service.synthesis import (
     check_pool_tools,
     fetch_result,
@@ -60,7 +61,7 @@ def test_staging_uploads_only_the_job_inputs(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path / "store")
     digest = stage_project(store, job)
     fetched = store.get_tree(digest, tmp_path / "fetched")
-    assert [entry.path for entry in tree_manifest(fetched)] == ["rtl/acc.v"]
+    assert [entry.path for entry in folder_manifest(fetched)] == ["rtl/acc.v"]
     # the job computed on the fetched copy has the same hash: same inputs, other place
     assert job.model_copy(update={"project_dir": fetched}).job_hash() == job.job_hash()
 
@@ -105,7 +106,8 @@ def test_submit_for_a_model_version_takes_the_project_from_its_bundle(tmp_path: 
 
     from l1flow.registry.criteria import AcceptanceCriteria
     from l1flow.registry.store import ModelRegistry
-    from l1flow.service.cli import ServiceError, _fetch_bundle, _load_job
+    from l1flow.cli.service import ServiceError
+    from l1flow.cli.synth import _fetch_bundle, _load_job
 
     run_dir = make_run_folder(tmp_path / "run1")
     ModelRegistry(tmp_path / "ws").record_run(run_dir, AcceptanceCriteria())

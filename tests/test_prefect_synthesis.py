@@ -49,7 +49,7 @@ def _cli(server: PrefectServer, *args: str, check: bool = True) -> subprocess.Co
 
 @pytest.fixture
 def registered(prefect_server: PrefectServer) -> PrefectServer:
-    from flows.deployments import register_synthesis
+    from l1flow.flows.deployments import register_synthesis
 
     registration = register_synthesis(source=REPO_ROOT, memory_slots_gb=8, lost_after=timedelta(seconds=45))
     assert f"synthesize/{OPEN_POOL}" in registration.deployments
@@ -94,7 +94,7 @@ def test_submit_runs_yosys_on_worker_then_cached(
     assert yosys_calls(count_file) == 0
 
     # without the memory limit the job must not run unlimited: it fails before the tool starts
-    from flows.deployments import ensure_memory_limit
+    from l1flow.flows.deployments import ensure_memory_limit
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
@@ -146,7 +146,7 @@ def test_submit_runs_yosys_on_worker_then_cached(
 def test_worker_killed_mid_job_is_recovered_on_a_new_worker(
     registered: PrefectServer, worker_factory, tmp_path: Path
 ) -> None:
-    from flows.synthesis_client import status
+    from l1flow.flows.synthesis_client import status
 
     # worker A's yosys hangs (a long synthesis); worker B's runs at once
     calls_a, calls_b = tmp_path / "calls-a.txt", tmp_path / "calls-b.txt"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
@@ -13,13 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from test_registry_runfolders import make_run_folder
 
 from l1flow.registry.bundle import BUNDLE_FILE, sha256_file
-from l1flow.registry.cli import add_commands
 from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
 from l1flow.registry.store import ModelRegistry, PromotionRefused, RegistryError
 from l1flow.report import render_report
-from test_registry_runfolders import make_run_folder
 
 CRITERIA = AcceptanceCriteria(efficiency_tolerance=0.01, max_latency_ns=50.0, resources=ResourceBudget(LUT=60000))
 
@@ -43,10 +41,9 @@ def workspace(tmp_path: Path, migrated_database: Path) -> Path:
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="l1flow")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return int(args.func(args))
+    from l1flow.cli.main import main
+
+    return main(list(argv))
 
 
 def test_two_runs_with_conditions_change_then_refuse_force_rollback(
@@ -97,14 +94,15 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
     with pytest.raises(PromotionRefused, match="physics: haa4b efficiency"):
         registry.promote("ae", 2)
     ws = str(workspace)
-    assert _cli("models", "promote", "ae", "2", "--workspace", ws) == 2
+    # a refused promotion is a failed check (exit 1); bad criteria or usage are bad input (exit 2)
+    assert _cli("models", "promote", "ae", "2", "--workspace", ws) == 1
     refusal = capsys.readouterr().err
-    assert "refused: ae version 2 does not meet the acceptance criteria" in refusal
-    assert "  - physics: haa4b efficiency" in refusal
+    assert "refusing to promote ae version 2 to production" in refusal
+    assert "physics: haa4b efficiency" in refusal
     (tmp_path / "typo.json").write_text('{"efficiency_tolerance": "lots"}')
-    assert _cli("models", "promote", "ae", "2", "--criteria", str(tmp_path / "typo.json"), "--workspace", ws) == 1
+    assert _cli("models", "promote", "ae", "2", "--criteria", str(tmp_path / "typo.json"), "--workspace", ws) == 2
     assert "typo.json: invalid acceptance criteria: efficiency_tolerance" in capsys.readouterr().err
-    assert _cli("models", "promote", "ae", "2", "--force", "--workspace", ws) == 1
+    assert _cli("models", "promote", "ae", "2", "--force", "--workspace", ws) == 2
     assert registry.show("ae", "production").version == 1
 
     # Forced, recorded with who/when/why and what was overridden.
@@ -149,7 +147,7 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
     assert _cli("models", "show", "ae", "--workspace", ws) == 0
     shown = capsys.readouterr().out
     assert "ae version 1  aliases: production" in shown and "rollback" in shown
-    assert _cli("models", "show", "nope", "3", "--workspace", ws) == 1
+    assert _cli("models", "show", "nope", "3", "--workspace", ws) == 2
     assert "nope version 3 is not in the registry" in capsys.readouterr().err
 
     previous = registry.production_summary(["ae", "bdt", "unknown"])

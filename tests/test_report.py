@@ -9,11 +9,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from test_registry_runfolders import make_run_folder
 
 from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
 from l1flow.report import ReportError, render_report, report_artifacts
-from l1flow.report.cli import add_commands
-from test_registry_runfolders import make_run_folder
 
 MODELS = (("ae", "dense_ae"), ("bdt", "bdt_classifier"))
 
@@ -149,12 +148,9 @@ def test_prefect_payloads_match_the_summary(tmp_path: Path) -> None:
 
 
 def _cli(*argv: str) -> int:
-    import argparse
+    from l1flow.cli.main import main
 
-    parser = argparse.ArgumentParser(prog="l1flow")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return int(args.func(args))
+    return main(list(argv))
 
 
 def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -168,8 +164,8 @@ def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     page = out.read_text()
     assert "Acceptance: all criteria passed" in page and "compared with <strong>run-1</strong>" in page
     criteria.write_text("resources:\n  LUTs: 10\n")
-    assert _cli("report", str(second), "--criteria", str(criteria), "--output", str(tmp_path / "x.html")) == 1
+    assert _cli("report", str(second), "--criteria", str(criteria), "--output", str(tmp_path / "x.html")) == 2
     assert "resources.LUTs" in capsys.readouterr().err
-    assert _cli("report", str(tmp_path / "nowhere")) == 1
+    assert _cli("report", str(tmp_path / "nowhere")) == 2
     assert "summary.json does not exist" in capsys.readouterr().err
     assert not (tmp_path / "x.html").exists()

@@ -356,7 +356,7 @@ def test_memory_need_is_checked(stand_in_tools: Path, tmp_path: Path) -> None:
 
 
 def _cli(argv: list[str]) -> int:
-    from l1flow.cli import build_parser
+    from l1flow.cli.main import build_parser
 
     args = build_parser().parse_args(argv)
     return int(args.func(args))

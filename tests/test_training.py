@@ -253,17 +253,11 @@ def test_bdt_student_regresses_the_autoencoder(ae: TrainedModel, train_sample: E
 
 
 def test_cli_model_info_prints_the_weights_hash(ae: TrainedModel, tmp_path: Path, capsys) -> None:
-    import argparse
+    from l1flow.cli.main import main
 
-    from l1flow.training.cli import add_commands
-
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers())
     folder = ae.save(tmp_path / "ae")
-    args = parser.parse_args(["model-info", str(folder)])
-    assert args.func(args) == 0
+    assert main(["model-info", str(folder)]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["weights_sha256"] == ae.weights_hash() and shown["kind"] == "dense_ae"
-    args = parser.parse_args(["model-info", str(tmp_path / "absent")])
-    assert args.func(args) == 2
+    assert main(["model-info", str(tmp_path / "absent")]) == 2
     assert "no model.json" in capsys.readouterr().err

@@ -32,6 +32,8 @@ import numba
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from l1flow.errors import BadInputError
+
 FINE_BINS = 8192
 EDGE_SUBSAMPLE = 50_000
 PSI_FLOOR = 1e-4
@@ -39,7 +41,7 @@ TABLE_BITS = 16
 TABLE_SIZE = 1 << TABLE_BITS
 
 
-class DriftInputError(ValueError):
+class DriftInputError(BadInputError):
     """The samples given to drift detection are malformed."""
 
 

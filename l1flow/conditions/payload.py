@@ -19,10 +19,11 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from l1flow.data.layout import N_REGIONS
+from l1flow.errors import BadInputError
+from l1flow.geometry import N_REGIONS
 
 
-class PayloadError(ValueError):
+class PayloadError(BadInputError):
     """A conditions payload has a missing, unknown or out-of-range field."""
 
 

@@ -21,13 +21,11 @@ YAML form (``export_yaml`` / ``import_yaml``)::
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +33,15 @@ import yaml
 
 from l1flow.conditions.change import ChangeTolerances, FieldChange, payload_changes
 from l1flow.conditions.payload import ConditionsPayload, PayloadError, parse_payload
+from l1flow.errors import BadInputError
+from l1flow.fileio import write_text_atomic
 
 SCHEMA_VERSION = 1
 DEFAULT_STORE_NAME = "conditions.sqlite"
 MAX_RUN = 2**62
 
 
-class StoreError(RuntimeError):
+class StoreError(BadInputError):
     """The conditions store cannot do what was asked (names the file and what to do)."""
 
 
@@ -146,7 +146,7 @@ class ConditionsStore:
         db.execute("INSERT OR IGNORE INTO payloads VALUES (?, ?)", (digest, json.dumps(payload.to_dict(), sort_keys=True)))
         db.execute(
             "INSERT INTO iovs VALUES (?, ?, ?, ?, ?)",
-            (tag, first_run, digest, comment, datetime.now(timezone.utc).isoformat(timespec="seconds")),
+            (tag, first_run, digest, comment, datetime.now(UTC).isoformat(timespec="seconds")),
         )
 
     # ---- reading ---------------------------------------------------------
@@ -227,18 +227,7 @@ class ConditionsStore:
 
     def export_yaml(self, path: str | Path, tags: Sequence[str] | None = None) -> Path:
         """Write tags (default: all) to YAML atomically."""
-        path = Path(path)
-        text = yaml.safe_dump(self.to_yaml_data(tags), sort_keys=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_text_atomic(path, yaml.safe_dump(self.to_yaml_data(tags), sort_keys=False))
 
     def import_yaml(self, path: str | Path) -> list[IOV]:
         """Add every IOV of a YAML file (all or nothing); IOVs already present with the same payload are skipped."""

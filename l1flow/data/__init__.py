@@ -3,6 +3,6 @@
 layout (hdf5), ROOT through a branch mapping (root), and ``read_events``
 dispatching on the file type (reader).
 
-Import from the submodules (``from l1flow.data.reader import read_events``);
-this package stays import-light so l1flow.conditions can use the layout.
+Import from the submodules (``from l1flow.data.reader import read_events``).
+The region grid the conditions mask is in ``l1flow.geometry``, below both.
 """

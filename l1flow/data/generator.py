@@ -41,7 +41,6 @@ from l1flow.data.layout import (
     ETA,
     N_COMPONENTS,
     N_OBJECTS,
-    N_REGIONS,
     PHI,
     PT,
     REGION_ETA_MAX,
@@ -52,6 +51,8 @@ from l1flow.data.layout import (
     sort_and_pad,
 )
 from l1flow.data.sample import BACKGROUND, EventSample
+from l1flow.errors import BadInputError
+from l1flow.geometry import N_REGIONS
 
 #: signal names, in the order their labels are assigned (label = 1 + position
 #: among the requested signals)
@@ -78,7 +79,7 @@ _MUON_COVERAGE = 2.4
 M_W, M_Z = 80.4, 91.2
 
 
-class GeneratorError(ValueError):
+class GeneratorError(BadInputError):
     """Bad arguments to the event generator."""
 
 

@@ -12,8 +12,6 @@ l1flow writes that dataset and, beside it, what the challenge files lack:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -21,13 +19,15 @@ import numpy as np
 
 from l1flow.data.layout import N_OBJECTS, OBJECT_GROUPS, LayoutError
 from l1flow.data.sample import BACKGROUND, EventSample, SampleError
+from l1flow.errors import BadInputError
+from l1flow.fileio import atomic_path
 
 PARTICLES = "Particles"
 #: object-type id of each group in the challenge's fourth column
 TYPE_IDS: dict[str, int] = {"met": 1, "egamma": 2, "muon": 3, "jet": 4}
 
 
-class HDF5FormatError(ValueError):
+class HDF5FormatError(BadInputError):
     """An HDF5 event file is missing, truncated or not in the expected layout."""
 
 
@@ -50,21 +50,14 @@ def write_hdf5(sample: EventSample, path: str | Path) -> Path:
     present = sample.objects[:, :, 0] > 0
     present[:, 0] = True  # MET is always there, even when 0
     particles[:, :, 3] = np.where(present, SLOT_TYPE_IDS[None, :], 0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset(PARTICLES, data=particles, compression="gzip", compression_opts=4)
-            labels = f.create_dataset("labels", data=sample.labels)
-            labels.attrs["classes"] = json.dumps(list(sample.classes))
-            f.create_dataset("npv", data=sample.npv)
-            if sample.regions is not None:
-                f.create_dataset("regions", data=sample.regions, compression="gzip", compression_opts=4)
-            f.attrs["metadata"] = json.dumps(sample.metadata, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset(PARTICLES, data=particles, compression="gzip", compression_opts=4)
+        labels = f.create_dataset("labels", data=sample.labels)
+        labels.attrs["classes"] = json.dumps(list(sample.classes))
+        f.create_dataset("npv", data=sample.npv)
+        if sample.regions is not None:
+            f.create_dataset("regions", data=sample.regions, compression="gzip", compression_opts=4)
+        f.attrs["metadata"] = json.dumps(sample.metadata, sort_keys=True)
     return path
 
 

@@ -40,6 +40,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from l1flow.errors import BadInputError
+from l1flow.geometry import REGION_ETA, REGION_PHI
+
 
 @dataclass(frozen=True)
 class ObjectGroup:
@@ -106,10 +109,7 @@ ETA_WORD_MIN, ETA_WORD_MAX = -128, 127
 PHI_WORD_MIN, PHI_WORD_MAX = -72, 71
 PHI_WORDS = 144
 
-REGION_PHI = 18
-REGION_ETA = 14
 REGION_SHAPE = (REGION_PHI, REGION_ETA)
-N_REGIONS = REGION_PHI * REGION_ETA
 REGION_ETA_MAX = 3.0
 REGION_ET_LSB = 0.5  # GeV
 REGION_ET_BITS = 10
@@ -120,7 +120,7 @@ assert len(FEATURE_NAMES) == N_FEATURES
 assert sum(g.count for g in OBJECT_GROUPS) == N_OBJECTS
 
 
-class LayoutError(ValueError):
+class LayoutError(BadInputError):
     """An array does not have the 19 x 3 object layout or holds bad values."""
 
 

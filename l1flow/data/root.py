@@ -34,11 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from l1flow.data.layout import ETA, N_COMPONENTS, N_OBJECTS, PHI, PT, group, sort_and_pad
 from l1flow.data.sample import BACKGROUND, EventSample
+from l1flow.errors import BadInputError
 
 MAPPINGS_DIR = Path(__file__).parent / "mappings"
 
 
-class RootReadError(ValueError):
+class RootReadError(BadInputError):
     """A ROOT file or its mapping cannot be read; names the file and the branch or key."""
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,12 +24,14 @@ from l1flow.data.layout import (
     check_objects,
     to_hardware,
 )
+from l1flow.errors import BadInputError
+from l1flow.fileio import atomic_file
 
 BACKGROUND = "background"
 SAMPLE_FORMAT = "l1flow-events/1"
 
 
-class SampleError(ValueError):
+class SampleError(BadInputError):
     """An event sample (or the file holding one) is malformed."""
 
 
@@ -187,14 +187,8 @@ class EventSample:
         }
         if self.regions is not None:
             arrays["regions"] = self.regions
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_file(path, "wb") as handle:
+            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
         return path
 
     @classmethod

@@ -17,10 +17,12 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from l1flow.errors import BadInputError
+from l1flow.fileio import atomic_folder
 
 BACKENDS = ("cpp", "vhdl", "xilinxhls")
 
@@ -30,7 +32,7 @@ _AP_TYPE = re.compile(r"^ap_(u?fixed)<\s*\d+\s*,\s*-?\d+\s*(,\s*AP_\w+\s*){0,2}(
 logger = logging.getLogger(__name__)
 
 
-class ConiferProjectError(ValueError):
+class ConiferProjectError(BadInputError):
     """A conifer project cannot be made from the given booster or settings."""
 
 
@@ -121,18 +123,17 @@ def convert_xgboost(
 
     output_dir = Path(output_dir).resolve()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    config = {
-        "Backend": backend,
-        "OutputDir": str(staging),
-        "ProjectName": project_name,
-        "InputPrecision": input_p,
-        "ThresholdPrecision": threshold_p,
-        "ScorePrecision": score_p,
-        "XilinxPart": part,
-        "ClockPeriod": clock_period_ns,
-    }
-    try:
+    with atomic_folder(output_dir) as staging:
+        config = {
+            "Backend": backend,
+            "OutputDir": str(staging),
+            "ProjectName": project_name,
+            "InputPrecision": input_p,
+            "ThresholdPrecision": threshold_p,
+            "ScorePrecision": score_p,
+            "XilinxPart": part,
+            "ClockPeriod": clock_period_ns,
+        }
         with _inside(staging):
             try:
                 model = conifer.converters.convert_from_xgboost(booster, config)
@@ -151,12 +152,6 @@ def convert_xgboost(
         # conifer's converter helper folders land in the working directory
         for helper in staging.glob(".fp_converter_*"):
             shutil.rmtree(helper, ignore_errors=True)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(staging, output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     model.config.output_dir = str(output_dir)
     if backend == "cpp":
         # the bridge reads the project JSON at load time; keep the saved copy

@@ -1,7 +1,8 @@
 """ap_fixed / ap_ufixed / ap_int / ap_uint arithmetic on int64 numpy arrays.
 
 A value of ``ap_fixed<W,I,Q,O>`` is held as its raw word, the two's complement
-integer ``value * 2**(W-I)`` (the DESIGN.md contract). Conversions reproduce the
+integer ``value * 2**(W-I)`` in int64: emulation and hardware are compared on
+these words, never on printed decimals. Conversions reproduce the
 assignment operator of Xilinx's ``ap_fixed_base.h`` (the copy shipped in
 hls4ml): the dropped fraction bits are rounded with the *destination's*
 quantization mode, then the *destination's* overflow mode applies to the
@@ -20,13 +21,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from l1flow.errors import BadInputError
+
 ROUNDING_MODES = ("TRN", "TRN_ZERO", "RND", "RND_ZERO", "RND_MIN_INF", "RND_INF", "RND_CONV")
 OVERFLOW_MODES = ("WRAP", "SAT", "SAT_ZERO", "SAT_SYM")
 
 _TYPE_PATTERN = re.compile(r"^\s*(ap_fixed|ap_ufixed|ap_int|ap_uint)\s*<([^<>]*)>\s*$")
 
 
-class FixedTypeError(ValueError):
+class FixedTypeError(BadInputError):
     """A fixed-point type spelling or parameter that this module cannot represent."""
 
 

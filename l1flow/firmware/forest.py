@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from l1flow.errors import BadInputError
 from l1flow.firmware.fixed import FixedType, quantize
 
 LEAF = -2
@@ -38,7 +39,7 @@ SPLITTING_CONVENTIONS = ("<", "<=")
 SUM_ORDERS = ("sequential", "balanced")
 
 
-class ForestError(ValueError):
+class ForestError(BadInputError):
     """A conifer model that the firmware forest cannot represent."""
 
 

@@ -22,11 +22,12 @@ from typing import Any, Union
 
 import numpy as np
 
+from l1flow.errors import BadInputError
 from l1flow.firmware.fixed import FixedType, FixedTypeError, check_words, quantize
 from l1flow.firmware.vectors import Port, VectorSet
 
 
-class UnsupportedLayerError(ValueError):
+class UnsupportedLayerError(BadInputError):
     """The hls4ml graph holds a layer (or option) the firmware net cannot describe."""
 
 
@@ -389,7 +390,7 @@ def export_vectors(
     folder: Path | str,
     source: str = "emulator",
 ) -> VectorSet:
-    """Save input and output words of `net` as a test-vector folder (DESIGN.md contract).
+    """Save input and output words of `net` as a test-vector folder (format: :mod:`l1flow.firmware.vectors`).
 
     Port types are the C++ spellings of the graph's types; words outside a
     port's type are refused before anything is written.

@@ -1,6 +1,7 @@
 """Test vectors: raw fixed-point words exchanged between emulation and hardware.
 
-One folder per vector set (the contract in DESIGN.md)::
+One folder per vector set; every producer of hardware results (RTL simulator,
+vendor co-simulation, board capture) writes this same format::
 
     meta.json     format, model identity, ports (name, type, shape, in order),
                   number of events, sha256 of every data file, content hash
@@ -18,17 +19,16 @@ printed decimals of real numbers.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from l1flow.errors import BadInputError
+from l1flow.fileio import atomic_folder, sha256_file, sha256_json
 
 FORMAT = "l1flow-vectors/1"
 INPUTS_FILE = "inputs.txt"
@@ -36,7 +36,7 @@ OUTPUTS_FILE = "outputs.txt"
 META_FILE = "meta.json"
 
 
-class VectorFormatError(ValueError):
+class VectorFormatError(BadInputError):
     """A vector folder or one of its files is malformed."""
 
 
@@ -65,14 +65,6 @@ class Port:
 
 def _words_width(ports: list[Port]) -> int:
     return sum(p.size for p in ports)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_words(path: Path, words: np.ndarray) -> None:
@@ -152,9 +144,7 @@ class VectorSet:
         """Write the folder atomically (temporary name, then rename)."""
         self._check_shapes()
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        with atomic_folder(folder) as tmp:
             files: dict[str, dict[str, str]] = {}
             for label, name, words in (
                 ("inputs", INPUTS_FILE, self.input_words),
@@ -163,16 +153,10 @@ class VectorSet:
                 if words is None:
                     continue
                 write_words(tmp / name, words)
-                files[label] = {"path": name, "sha256": _sha256(tmp / name)}
+                files[label] = {"path": name, "sha256": sha256_file(tmp / name)}
             meta = self._meta(files)
             self.content_hash = meta["content_hash"]
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return folder
 
     def _meta(self, files: dict[str, dict[str, str]]) -> dict[str, Any]:
@@ -189,9 +173,7 @@ class VectorSet:
             "stimulus_hash": self.stimulus_hash,
         }
         identity = {k: meta[k] for k in ("model", "ports", "files", "stimulus_hash")}
-        meta["content_hash"] = hashlib.sha256(
-            json.dumps(identity, sort_keys=True).encode()
-        ).hexdigest()
+        meta["content_hash"] = sha256_json(identity)
         return meta
 
     @classmethod
@@ -224,7 +206,7 @@ class VectorSet:
             path = folder / entry["path"]
             if not path.exists():
                 raise VectorFormatError(f"{path}: named in {meta_path} but missing")
-            if _sha256(path) != entry["sha256"]:
+            if sha256_file(path) != entry["sha256"]:
                 raise VectorFormatError(
                     f"{path}: content does not match the sha256 in {meta_path} "
                     "(file altered or truncated after it was written)"

@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -33,19 +30,22 @@ from typing import Any
 
 import numpy as np
 
+from l1flow.errors import BadInputError
+from l1flow.fileio import atomic_folder, sha256_bytes, sha256_file
 from l1flow.firmware import fixed
 from l1flow.firmware.fixed import FixedType
 from l1flow.firmware.netgraph import ActivationLayer, BatchNormLayer, DenseLayer, FirmwareNet, ReshapeLayer
 from l1flow.hardware.base import HardwareSource, RTLTool
 from l1flow.hardware.verilator import RTLBuildError, build_verilated_harness, run_simulator
 from l1flow.synthesis.job import SynthesisJob
+from l1flow.templates import template_path
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "firmware_templates" / "verilator_nn"
+TEMPLATE_DIR = template_path("verilator_nn")
 # Float32 holds integers exactly up to 2**24; da4ml's constant-matrix solver works in float32.
 _MAX_EXACT_WEIGHT = 1 << 24
 
 
-class RTLGenerationError(ValueError):
+class RTLGenerationError(BadInputError):
     """The firmware net cannot be expressed exactly as da4ml RTL."""
 
 
@@ -417,10 +417,9 @@ def generate_rtl(
     latency_cutoff: float | None = None,
 ) -> RTLDesign:
     """Verilog for traced logic: combinational, or pipelined with about ``latency_cutoff`` adder delays per stage."""
+    import da4ml.codegen.rtl as rtl_pkg
     from da4ml.codegen.rtl.verilog import comb_logic_gen, pipeline_logic_gen
     from da4ml.trace import to_pipeline
-
-    import da4ml.codegen.rtl as rtl_pkg
 
     if len(input_formats) != comb.shape[0] or len(output_formats) != comb.shape[1]:
         raise RTLGenerationError(
@@ -582,7 +581,7 @@ class Da4mlRTLSource(HardwareSource):
             return False
         for name, sha in design.get("sources", {}).items():
             path = self.src_dir / name
-            if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            if not path.exists() or sha256_file(path) != sha:
                 return False
         return True
 
@@ -599,9 +598,7 @@ class Da4mlRTLSource(HardwareSource):
             top=self.top,
             latency_cutoff=self.latency_cutoff,
         )
-        self.project_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.project_dir.name}.", dir=self.project_dir.parent))
-        try:
+        with atomic_folder(self.project_dir) as tmp:
             (tmp / "src").mkdir()
             for name, code in design.sources.items():
                 (tmp / "src" / name).write_text(code)
@@ -609,14 +606,8 @@ class Da4mlRTLSource(HardwareSource):
             meta = design.to_json()
             meta["net_hash"] = digest
             meta["latency_cutoff"] = self.latency_cutoff
-            meta["sources"] = {n: hashlib.sha256(c.encode()).hexdigest() for n, c in design.sources.items()}
+            meta["sources"] = {n: sha256_bytes(c.encode()) for n, c in design.sources.items()}
             (tmp / DESIGN_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-            if self.project_dir.exists():
-                shutil.rmtree(self.project_dir)
-            os.replace(tmp, self.project_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         self._executable = None
 
     def compile(self) -> None:

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from l1flow.errors import L1flowError
 from l1flow.firmware.vectors import read_words, write_words
 from l1flow.hardware.base import HardwareSource
+from l1flow.templates import template_path
 from l1flow.toolchain import require_executable
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "firmware_templates"
 GHDL_WORKDIR = "ghdl_work"
 TESTBENCH = "l1flow_bdt_tb"
 GHDL_STD = "--std=08"
@@ -35,7 +36,7 @@ _BDT_SOURCES_BEFORE_ARRAYS = ("Constants.vhd", "Split.vhd", "Types.vhd", "Tree.v
 _BDT_SOURCES_AFTER_ARRAYS = ("BDT.vhd", "BDTTop.vhd")
 
 
-class HardwareRunError(RuntimeError):
+class HardwareRunError(L1flowError):
     """A simulator ran but failed or produced unusable output."""
 
 
@@ -161,7 +162,7 @@ class GHDLSource(HardwareSource):
         return self.project_dir / "firmware" / f"{TESTBENCH}.vhd"
 
     def write(self) -> None:
-        shutil.copyfile(TEMPLATES / "ghdl" / f"{TESTBENCH}.vhd", self.testbench_path)
+        shutil.copyfile(template_path("ghdl", f"{TESTBENCH}.vhd"), self.testbench_path)
 
     def compile(self) -> None:
         ghdl = require_executable("ghdl", "simulating the conifer VHDL BDT", "Install Debian's 'ghdl' package.")

@@ -24,12 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from l1flow.errors import BadInputError
 from l1flow.firmware.fixed import FixedType
 from l1flow.firmware.vectors import Port
 from l1flow.hardware.base import HardwareSource
 from l1flow.hardware.verilator import build_verilated_harness, run_simulator
+from l1flow.templates import template_path
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "firmware_templates" / "verilator_hls" / "harness.cpp"
+TEMPLATE = template_path("verilator_hls", "harness.cpp")
 CONTROL_PORTS = ("ap_clk", "ap_rst", "ap_rst_n", "ap_start", "ap_done", "ap_idle", "ap_ready", "ap_continue")
 _READMEM = re.compile(r'(\$readmem[hb]\s*\(\s*")([^"]+)(")')
 _MODULE = re.compile(r"\bmodule\s+(\w+)\s*(?:#\s*\((?:[^()]|\([^()]*\))*\)\s*)?\(", re.S)
@@ -39,7 +41,7 @@ _DECL = re.compile(
 )
 
 
-class HLSVerilogError(ValueError):
+class HLSVerilogError(BadInputError):
     """The HLS Verilog folder does not fit the firmware ports or the ap_ctrl_hs protocol."""
 
 

@@ -38,19 +38,20 @@ one event per line: the event number, the input words the board received
 (as an echo), ``|``, the output words it produced; every word is the raw
 two's complement bits of its port type in hex (``ffff`` is -1 for a 16-bit
 signed type). Capture firmware writes it by reading its link buffers; a
-result folder in the test-vector format (DESIGN.md) is accepted as well.
+result folder in the test-vector format (:mod:`l1flow.firmware.vectors`) is
+accepted as well.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from l1flow.errors import BadInputError
+from l1flow.fileio import write_text_atomic
 from l1flow.firmware.fixed import FixedType
 from l1flow.firmware.vectors import META_FILE, Port, VectorFormatError, VectorSet
 from l1flow.hardware.base import HardwareSource
@@ -59,11 +60,11 @@ BOARD_FORMAT = "l1flow-board-capture/1"
 _HEX = re.compile(r"^(?:0[xX])?([0-9a-fA-F]+)$")
 
 
-class ImportFormatError(ValueError):
+class ImportFormatError(BadInputError):
     """An imported result file is missing, truncated, reordered or malformed."""
 
 
-class StimulusMismatchError(ValueError):
+class StimulusMismatchError(BadInputError):
     """The imported results answer other input words than the stimulus given."""
 
 
@@ -255,15 +256,8 @@ def write_cosim_words(folder: Path, prefix: str, top: str, ports: list[Port], wo
                     raw |= word_to_raw(row[first + i], t) << (k * t.width)
                 lines += [f"[[transaction]] {event}", f"0x{raw:0{digits}x}", "[[/transaction]] "]
             lines.append("[[[/runtime]]]")
-            _write_atomic(folder / f"{prefix}.{top}.{rtl_name}.dat", "\n".join(lines) + "\n")
+            write_text_atomic(folder / f"{prefix}.{top}.{rtl_name}.dat", "\n".join(lines) + "\n")
         first += port.size
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def _tv_dir(sim_dir: Path) -> Path:
@@ -405,7 +399,7 @@ def write_board_capture(path: Path, inputs: list[Port], outputs: list[Port], inp
         right = " ".join(f"{word_to_raw(w, t):0{d}x}" for w, t, d in zip(row_out, out_types, out_digits))
         lines.append(f"{event}: {left} | {right}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(Path(path), "\n".join(lines) + "\n")
+    write_text_atomic(Path(path), "\n".join(lines) + "\n")
 
 
 class BoardCaptureSource(HardwareSource):

@@ -20,14 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
+from l1flow.errors import L1flowError
+from l1flow.fileio import atomic_folder
+from l1flow.settings import settings
+from l1flow.templates import template_path
 from l1flow.toolchain import require_executable
 
-
 # The word-file main and bit packing shared by the streaming harnesses; every build gets it.
-WORD_STREAM_HEADER = Path(__file__).resolve().parents[2] / "firmware_templates" / "verilator_common" / "word_stream.h"
+WORD_STREAM_HEADER = template_path("verilator_common", "word_stream.h")
 
 
-class RTLBuildError(RuntimeError):
+class RTLBuildError(L1flowError):
     """Verilator failed to build or run the generated RTL."""
 
 
@@ -52,8 +55,7 @@ CXX_OPT = "-O2"
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("L1FLOW_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "l1flow")
-    return Path(root) / "verilator"
+    return settings().cache / "verilator"
 
 
 def _verilator_identity(verilator: str) -> str:
@@ -135,22 +137,15 @@ def build_verilated_harness(
         ]
         _run_tool(make, work, f"the C++ build of {what or top} failed")
         if not reused:
-            staging = Path(tempfile.mkdtemp(prefix=".runtime.", dir=cache_dir))
-            for obj in (work / "obj_dir").glob("verilated*.o"):
-                shutil.copy(obj, staging / obj.name)
-            try:
-                os.replace(staging, runtime)
-            except OSError:  # saved by a concurrent build
-                shutil.rmtree(staging, ignore_errors=True)
-        final = Path(tempfile.mkdtemp(prefix=f".{key}.final.", dir=cache_dir))
-        shutil.move(str(work / "obj_dir" / "sim"), final / "sim")
-        for name, data in data_files.items():
-            (final / name).write_bytes(data)
-        (final / "build.json").write_text(json.dumps({"top": top, "sources": sorted(verilog)}) + "\n")
-        try:
-            os.replace(final, target)
-        except OSError:  # another process finished the same build first
-            shutil.rmtree(final, ignore_errors=True)
+            # a concurrent build may have saved the same runtime first: either copy will do
+            with atomic_folder(runtime, replace=False) as staging:
+                for obj in (work / "obj_dir").glob("verilated*.o"):
+                    shutil.copy(obj, staging / obj.name)
+        with atomic_folder(target, replace=False) as final:
+            shutil.move(str(work / "obj_dir" / "sim"), final / "sim")
+            for name, data in data_files.items():
+                (final / name).write_bytes(data)
+            (final / "build.json").write_text(json.dumps({"top": top, "sources": sorted(verilog)}) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return executable

@@ -12,7 +12,6 @@ changed.
 from __future__ import annotations
 
 import math
-import os
 import re
 import subprocess
 import tempfile
@@ -20,21 +19,22 @@ from pathlib import Path
 
 import numpy as np
 
+from l1flow.fileio import write_text_atomic
 from l1flow.firmware.vectors import read_words, write_words
 from l1flow.hardware.base import HardwareSource, RTLTool
-from l1flow.hardware.verilator import RTLBuildError, build_verilated_harness
 from l1flow.hardware.ghdl import (
     GHDL_STD,
-    TEMPLATES,
     HardwareRunError,
     analyse_bdt_library,
     check_word_range,
     read_conifer_vhdl_project,
 )
+from l1flow.hardware.verilator import RTLBuildError, build_verilated_harness
 from l1flow.synthesis.job import SynthesisJob
+from l1flow.templates import template_path
 from l1flow.toolchain import require_executable
 
-HARNESS = TEMPLATES / "verilator_bdt" / "bdt_harness.cpp"
+HARNESS = template_path("verilator_bdt", "bdt_harness.cpp")
 TOP = "BDTTop"
 VERILOG_DIR = "verilog"
 BUILD_DIR = "verilator_build"
@@ -84,11 +84,9 @@ class VerilatorBDTSource(HardwareSource):
                 f"{completed.stderr[-3000:]}"
             )
         self.verilog_path.parent.mkdir(exist_ok=True)
-        tmp = self.verilog_path.with_suffix(".v.tmp")
         # ghdl writes source paths into comments: without them the same forest
         # gives the same file (and build and synthesis cache keys) in any folder.
-        tmp.write_text(_strip_comments(completed.stdout))
-        os.replace(tmp, self.verilog_path)
+        write_text_atomic(self.verilog_path, _strip_comments(completed.stdout))
 
     def _defines(self) -> list[str]:
         return [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,9 @@ from l1flow.config import PipelineConfig
 from l1flow.data.generator import SIGNALS, generate_events
 from l1flow.data.reader import read_events
 from l1flow.data.sample import EventSample
-from l1flow.pipeline.workspace import Workspace, stable_hash
+from l1flow.errors import BadInputError
+from l1flow.fileio import folder_digest, sha256_file, sha256_json
+from l1flow.pipeline.workspace import Workspace
 from l1flow.training.model import TrainedModel
 from l1flow.training.specs import BDTStudentSpec, CicadaSpec
 from l1flow.training.train import train_model
@@ -98,8 +99,8 @@ def prepare_dataset(config: PipelineConfig, conditions: ConditionsSnapshot, work
     """Generate (or read) the run's samples, reusing them when nothing that made them changed."""
     data = config.data
     with_regions = any(isinstance(m, CicadaSpec) for m in config.models)
-    source_hash = "generator" if data.source == "generator" else _file_digest(Path(data.source))
-    key = stable_hash(
+    source_hash = "generator" if data.source == "generator" else _source_digest(Path(data.source))
+    key = sha256_json([
         DATASET_RECIPE,
         conditions.payload.content_hash(),
         data.model_dump(mode="json"),
@@ -107,7 +108,7 @@ def prepare_dataset(config: PipelineConfig, conditions: ConditionsSnapshot, work
         config.verify.emulation_events,
         with_regions,
         source_hash,
-    )
+    ])
 
     def build(folder: Path) -> None:
         for name, sample in _make_samples(config, conditions.payload, with_regions).items():
@@ -155,19 +156,10 @@ def _split_file_sample(sample: EventSample, seed: int) -> dict[str, EventSample]
     }
 
 
-def _file_digest(path: Path) -> str:
-    if not path.exists():
-        raise FileNotFoundError(f"data.source: {path} does not exist")
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _folder_digest(folder: Path) -> str:
-    """sha256 over the relative names and contents of every file below `folder`."""
-    return stable_hash(sorted((str(p.relative_to(folder)), _file_digest(p)) for p in folder.rglob("*") if p.is_file()))
+def _source_digest(path: Path) -> str:
+    if not path.is_file():
+        raise BadInputError(f"data.source: {path} is not a file; give an HDF5 or ROOT file, or 'generator'")
+    return sha256_file(path)
 
 
 def train_models(
@@ -196,13 +188,13 @@ def train_models(
             pending.remove(spec)
             teacher = trained[spec.teacher] if isinstance(spec, BDTStudentSpec) else None
             start = warm_start.get(spec.name) if spec.warm_start else None
-            key = stable_hash(
+            key = sha256_json([
                 spec.model_dump(mode="json"),
                 dataset.key,
                 config.seed,
                 teacher.weights_hash() if teacher else None,
-                _folder_digest(start) if start else None,
-            )
+                folder_digest(start) if start else None,
+            ])
 
             def build(folder: Path, spec: Any = spec, teacher: TrainedModel | None = teacher, start: Path | None = start) -> None:
                 log.info("training %s (%s) on %d events", spec.name, spec.kind, len(dataset.train))

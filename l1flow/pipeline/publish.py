@@ -9,8 +9,9 @@ from typing import Any
 import yaml
 
 from l1flow.config import PipelineConfig
+from l1flow.fileio import write_json_atomic
 from l1flow.pipeline.data_steps import Dataset
-from l1flow.pipeline.workspace import Workspace, write_json_atomic
+from l1flow.pipeline.workspace import Workspace
 from l1flow.registry.store import ModelRegistry, RegisteredVersion
 from l1flow.training import plots
 from l1flow.training.metrics import compare_with_previous, trigger_metrics

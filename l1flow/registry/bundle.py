@@ -16,21 +16,21 @@ rejected archive leaves nothing behind.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
-import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from l1flow.errors import BadInputError
+from l1flow.fileio import atomic_folder, atomic_path, sha256_file
 
 BUNDLE_FILE = "firmware_bundle.tar.gz"
 # Fixed member time (2000-01-01) so bundles are reproducible.
 _MEMBER_MTIME = 946684800
 
 
-class BundleError(ValueError):
+class BundleError(BadInputError):
     """A bundle could not be built or an archive is unsafe to extract."""
 
 
@@ -42,14 +42,6 @@ class BundleInfo:
     sha256: str
     members: tuple[str, ...]
     total_bytes: int
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _regular_files(root: Path, top: Path) -> list[Path]:
@@ -94,11 +86,8 @@ def write_bundle(run_dir: Path, entries: dict[str, str], dest: Path) -> BundleIn
         for path in _regular_files(run_dir, source):
             inner = path.relative_to(source).as_posix() if source.is_dir() else path.name
             files.append((f"{name}/{inner}", path))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".bundle-", suffix=".tar.gz", dir=dest.parent)
-    os.close(handle)
     total = 0
-    try:
+    with atomic_path(dest, suffix=".tar.gz") as temporary:
         with open(temporary, "wb") as raw, gzip.GzipFile(
             filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
         ) as zipped, tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
@@ -112,10 +101,6 @@ def write_bundle(run_dir: Path, entries: dict[str, str], dest: Path) -> BundleIn
                 info.uname = info.gname = ""
                 archive.addfile(info, io.BytesIO(data))
                 total += len(data)
-        os.replace(temporary, dest)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return BundleInfo(path=dest, sha256=sha256_file(dest), members=tuple(n for n, _ in files), total_bytes=total)
 
 
@@ -148,15 +133,9 @@ def safe_extract(archive: Path, dest: Path) -> list[str]:
             members = tar.getmembers()
             for member in members:
                 _check_member(member, archive)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
-            try:
+            with atomic_folder(dest) as staging:
                 # The "data" filter re-checks what we checked, as a second line of defence.
                 tar.extractall(staging, members=members, filter="data")
-                os.replace(staging, dest)
-            except BaseException:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
     except tarfile.TarError as error:
         raise BundleError(f"{archive} is not a readable tar archive: {error}") from error
     return [m.name for m in members if m.isfile()]

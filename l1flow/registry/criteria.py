@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from l1flow.errors import BadInputError
+
 RESOURCE_KINDS = ("LUT", "FF", "DSP", "BRAM")
 
 
@@ -51,7 +53,7 @@ class AcceptanceCriteria(BaseModel):
     allow_unmeasured: bool = False
 
 
-class CriteriaFileError(ValueError):
+class CriteriaFileError(BadInputError):
     """A criteria file cannot be read or does not hold valid AcceptanceCriteria."""
 
 

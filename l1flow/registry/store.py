@@ -22,7 +22,6 @@ forced or not, is appended to an audit log tag.
 from __future__ import annotations
 
 import fcntl
-import getpass
 import json
 import os
 import re
@@ -31,13 +30,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from l1flow.errors import BadInputError, VerificationFailed
 from l1flow.registry.bundle import BUNDLE_FILE, BundleError, safe_extract, sha256_file, write_bundle
 from l1flow.registry.criteria import AcceptanceCriteria, AcceptanceVerdict, evaluate_acceptance, gate_verdict
 from l1flow.runfolder import SummaryError, read_summary
+from l1flow.settings import settings
 
 # Progress bars would garble CLI output and logs; the user can still turn them on.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -46,7 +47,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from mlflow import MlflowClient  # noqa: E402  (after the environment default above)
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
 CANDIDATE = "candidate"
@@ -67,11 +68,11 @@ _HISTORY_LIMIT = 200
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(BadInputError):
     """A registry operation could not be done; the message says why and what to do."""
 
 
-class PromotionRefused(RegistryError):
+class PromotionRefused(VerificationFailed):
     """A version failed an acceptance criterion; `verdict` lists them all."""
 
     def __init__(self, name: str, version: int, verdict: AcceptanceVerdict) -> None:
@@ -131,11 +132,11 @@ class FetchedBundle:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _user() -> str:
-    return os.environ.get("L1FLOW_USER") or getpass.getuser()
+    return settings().user
 
 
 def _key(*parts: object) -> str:
@@ -368,7 +369,7 @@ class ModelRegistry:
                 metrics[scalar] = number
         for name, model in (summary.get("models") or {}).items():
             metrics.update(model_metrics(name, model))
-        stamp = int(datetime.now(timezone.utc).timestamp() * 1000)
+        stamp = int(datetime.now(UTC).timestamp() * 1000)
         metric_list = [Metric(k, v, stamp, 0) for k, v in metrics.items()]
         for start in range(0, len(param_list), 100):
             self.client.log_batch(run_id, params=param_list[start : start + 100])
@@ -622,7 +623,7 @@ class ModelRegistry:
             for key, value in sorted(record.tags.items())
             if key.startswith(TAG) and key not in (SUMMARY_TAG, CRITERIA_TAG)
         }
-        created = datetime.fromtimestamp(record.creation_timestamp / 1000, timezone.utc).isoformat(timespec="seconds")
+        created = datetime.fromtimestamp(record.creation_timestamp / 1000, UTC).isoformat(timespec="seconds")
         return VersionDetails(
             name=name,
             version=number,

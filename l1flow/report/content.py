@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from l1flow.registry.criteria import RESOURCE_KINDS, AcceptanceCriteria, AcceptanceVerdict, evaluate_acceptance, gate_verdict
+from l1flow.errors import BadInputError
+from l1flow.registry.criteria import (
+    RESOURCE_KINDS,
+    AcceptanceCriteria,
+    AcceptanceVerdict,
+    evaluate_acceptance,
+    gate_verdict,
+)
 from l1flow.report.charts import comparison_chart
 from l1flow.runfolder import SummaryError, read_summary
 
@@ -22,7 +29,7 @@ _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".j
 _MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".jpg": b"\xff\xd8", ".jpeg": b"\xff\xd8", ".gif": b"GIF8"}
 
 
-class ReportError(ValueError):
+class ReportError(BadInputError):
     """The run folder cannot be reported on (missing or malformed summary.json)."""
 
 

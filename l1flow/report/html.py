@@ -7,13 +7,12 @@ mailed, attached to an MLflow run or opened offline and look the same.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from l1flow.fileio import write_text_atomic
 from l1flow.registry.criteria import AcceptanceCriteria
 from l1flow.report.content import NOT_MEASURED, RunReport, fmt, read_run_report
 
@@ -83,13 +82,4 @@ def render_report(
     run_dir = Path(run_dir)
     page = render_html(read_run_report(run_dir, previous_production, criteria))
     target = Path(output) if output is not None else run_dir / REPORT_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}-", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(page)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(target, page)

@@ -16,7 +16,6 @@ synthesized again.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from l1flow.artifacts import ArtifactStore
+from l1flow.errors import L1flowError
+from l1flow.settings import settings
 from l1flow.synthesis.job import JOB_FILE, REPORT_FILE, SynthesisJob
 from l1flow.synthesis.reports import SynthesisReport
 
@@ -36,10 +37,9 @@ SYNTHESIS_FLOW_TIMEOUT_S = 48 * 3600
 #: the deployment of the `synthesize` flow on every pool
 SYNTHESIZE_FLOW_NAME = "synthesize"
 #: where the store is, when neither the command line nor the config says
-STORE_ENV = "L1FLOW_ARTIFACT_STORE"
 
 
-class MissingMemoryLimitError(RuntimeError):
+class MissingMemoryLimitError(L1flowError):
     """The global memory limit is not on the Prefect server: jobs must not run unlimited."""
 
     def __init__(self) -> None:
@@ -112,7 +112,7 @@ def check_pool_tools(pool_name: str) -> SynthesisPool:
 
 def default_store_url() -> str:
     """The artifact store: $L1FLOW_ARTIFACT_STORE, else ~/.l1flow/artifacts."""
-    return os.environ.get(STORE_ENV) or str(Path.home() / ".l1flow" / "artifacts")
+    return settings().artifact_store
 
 
 def result_ref(job_hash: str) -> str:

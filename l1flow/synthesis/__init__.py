@@ -6,7 +6,6 @@
   Vitis HLS csynth XML, co-simulation reports and Vivado utilization reports;
 - :mod:`l1flow.synthesis.vendor`: Vitis HLS / Vivado in batch (synthesis hosts);
 - :mod:`l1flow.synthesis.yosys`: yosys ``synth_xilinx`` resource counts for open RTL;
-- :mod:`l1flow.synthesis.cli`: ``l1flow synth run``, ``synth report``, ``gate``.
 """
 
 from __future__ import annotations

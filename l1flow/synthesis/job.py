@@ -27,7 +27,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePosixPath
@@ -36,6 +35,8 @@ from typing import ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from l1flow.errors import L1flowError
+from l1flow.fileio import atomic_folder, sha256_file
 from l1flow.synthesis.reports import SynthesisReport
 
 ProjectKind = Literal["hls4ml", "conifer", "rtl"]
@@ -65,7 +66,7 @@ TOOL_STEPS: dict[str, frozenset[str]] = {
 _GENERATED_SUFFIXES = (".so", ".o", ".log", ".pyc", ".cf")  # .cf: GHDL work libraries
 
 
-class SynthesisError(RuntimeError):
+class SynthesisError(L1flowError):
     """A synthesis job could not run or its tool failed."""
 
 
@@ -269,7 +270,7 @@ class SynthesisJob(BaseModel):
         digest.update(json.dumps({"format": JOB_FORMAT, **settings}, sort_keys=True).encode())
         for rel in self.project_files():
             digest.update(rel.encode() + b"\0")
-            digest.update(_file_sha256(self.project_dir / rel).encode() + b"\n")
+            digest.update(sha256_file(self.project_dir / rel).encode() + b"\n")
         return digest.hexdigest()
 
     # ------------------------------------------------------------ serialisation
@@ -313,14 +314,6 @@ class SynthesisJob(BaseModel):
         if path.suffix in (".yaml", ".yml"):
             return cls.from_yaml(text, str(path))
         return cls.from_json(text, str(path))
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def machine_memory_gb() -> float:
@@ -418,8 +411,8 @@ class SynthesisRunner(ABC):
             )
         deadline = time.monotonic() + job.timeout_s
         workdir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", dir=workdir))
-        try:
+        # a worker that finished the same job first keeps its result
+        with atomic_folder(result_dir, replace=False) as tmp:
             stage = tmp / PROJECT_SUBDIR
             for rel in job.project_files():
                 (stage / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -434,17 +427,7 @@ class SynthesisRunner(ABC):
             report = _relative_sources(report, tmp).model_copy(update={"job_hash": key})
             (tmp / JOB_FILE).write_text(job.to_json())
             (tmp / REPORT_FILE).write_text(report.model_dump_json(indent=2) + "\n")
-            try:
-                os.replace(tmp, result_dir)
-            except OSError:
-                if (result_dir / REPORT_FILE).is_file():  # another worker finished the same job first
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return load_report(result_dir)
-                raise
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return report
+        return load_report(result_dir)
 
 
 def load_report(result_dir: Path) -> SynthesisReport:

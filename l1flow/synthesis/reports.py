@@ -25,8 +25,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from l1flow.errors import BadInputError
 
-class ReportParseError(ValueError):
+
+class ReportParseError(BadInputError):
     """A report file is missing or lacks an element the parser needs."""
 
 

@@ -27,7 +27,6 @@ import shutil
 from pathlib import Path
 from typing import ClassVar
 
-import l1flow
 from l1flow.synthesis.job import (
     SynthesisError,
     SynthesisJob,
@@ -41,9 +40,10 @@ from l1flow.synthesis.reports import (
     parse_csynth_xml,
     parse_vivado_synth_rpt,
 )
+from l1flow.templates import template_path
 from l1flow.toolchain import ToolMissingError, require_executable
 
-TEMPLATE_DIR = Path(l1flow.__file__).resolve().parent.parent / "firmware_templates" / "tcl"
+TEMPLATE_DIR = template_path("tcl")
 RTL_SYNTH_TCL = "vivado_synth_rtl.tcl"
 
 _VIVADO_HINT = "Run vendor jobs on a synthesis machine with Vivado's settings64.sh sourced."

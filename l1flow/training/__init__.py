@@ -8,5 +8,4 @@
 - :mod:`~l1flow.training.metrics`: AUC, threshold and efficiency at a fixed rate, decision agreement;
 - :mod:`~l1flow.training.precision`: hls4ml and conifer precision, checked by bit-exact emulation;
 - :mod:`~l1flow.training.plots`: ROC, efficiency vs rate, score and loss PNGs;
-- :mod:`~l1flow.training.cli`: ``model-info`` and ``model-score``.
 """

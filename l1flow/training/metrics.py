@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from l1flow.data.sample import EventSample
+from l1flow.errors import BadInputError
 
 DEFAULT_CROSSING_RATE_MHZ = 28.61
 
 
-class MetricsError(ValueError):
+class MetricsError(BadInputError):
     """Scores or labels cannot give the requested metric."""
 
 

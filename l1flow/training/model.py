@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +38,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from l1flow.data.layout import REGION_SHAPE
 from l1flow.data.sample import EventSample
+from l1flow.errors import BadInputError
+from l1flow.fileio import atomic_folder
 from l1flow.training import networks
 from l1flow.training.preprocessing import PowerOfTwoScaling
 from l1flow.training.specs import CicadaSpec, DenseAESpec, ModelSpec, VAEEncoderSpec
@@ -55,7 +54,7 @@ _SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(ModelSpec)
 _PREDICT_BATCH = 16384
 
 
-class ModelFileError(ValueError):
+class ModelFileError(BadInputError):
     """A saved model folder is missing, incomplete or does not match its spec."""
 
 
@@ -171,9 +170,7 @@ class TrainedModel:
     def save(self, folder: str | Path) -> Path:
         """Write the model to ``folder`` atomically (a temporary folder renamed into place)."""
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+        with atomic_folder(folder) as staging:
             if self.framework == "xgboost":
                 (staging / BOOSTER_FILE).write_bytes(bytes(self.firmware_model.save_raw("json")))
             else:
@@ -192,10 +189,6 @@ class TrainedModel:
                 "weights_sha256": self.weights_hash(),
             }
             (staging / MODEL_FILE).write_text(json.dumps(document, indent=2, sort_keys=True))
-            _replace_folder(staging, folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return folder
 
     @classmethod
@@ -274,14 +267,3 @@ def _load_keras_weights(path: Path, models: dict[str, tf.keras.Model]) -> None:
                     f"{[w.shape for w in expected]}"
                 )
             model.set_weights(arrays)
-
-
-def _replace_folder(staging: Path, folder: Path) -> None:
-    """Rename ``staging`` to ``folder``; an existing ``folder`` is replaced only once the new one is complete."""
-    if not folder.exists():
-        os.replace(staging, folder)
-        return
-    retired = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
-    os.replace(folder, retired / folder.name)
-    os.replace(staging, folder)
-    shutil.rmtree(retired, ignore_errors=True)

@@ -8,8 +8,6 @@ new model's.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from l1flow.data.sample import EventSample  # noqa: E402
+from l1flow.fileio import atomic_path
 from l1flow.training.metrics import (  # noqa: E402
     DEFAULT_CROSSING_RATE_MHZ,
     default_rate_grid,
@@ -28,15 +27,9 @@ from l1flow.training.metrics import (  # noqa: E402
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
     try:
-        fig.savefig(temporary, dpi=110, bbox_inches="tight")
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        with atomic_path(path, suffix=".png") as temporary:
+            fig.savefig(temporary, dpi=110, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path

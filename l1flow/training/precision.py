@@ -29,20 +29,50 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from l1flow.data.sample import EventSample
+from l1flow.errors import L1flowError
 from l1flow.firmware.fixed import FixedType, to_float
 from l1flow.training.metrics import decision_agreement, threshold_at_rate
 from l1flow.training.model import TrainedModel
 from l1flow.training.specs import FirmwarePrecisionSpec
 
-if TYPE_CHECKING:
-    from l1flow.config import PipelineConfig
 
-class PrecisionError(RuntimeError):
+
+class _FirmwareSettings(Protocol):
+    @property
+    def hls_backend(self) -> str: ...
+
+    @property
+    def io_type(self) -> str: ...
+
+
+class _TriggerSettings(Protocol):
+    @property
+    def working_point_khz(self) -> float: ...
+
+    @property
+    def crossing_rate_mhz(self) -> float: ...
+
+
+class PipelineSettings(Protocol):
+    """What the precision search reads of a pipeline config (``l1flow.config.PipelineConfig`` is one).
+
+    A protocol, not the config class, so that training does not import the
+    config that imports training's model specs.
+    """
+
+    @property
+    def firmware(self) -> _FirmwareSettings: ...
+
+    @property
+    def trigger(self) -> _TriggerSettings: ...
+
+
+class PrecisionError(L1flowError):
     """No precision within the configured bounds meets the model's firmware targets."""
 
 
@@ -169,7 +199,7 @@ def check_no_overflow(model_name: str, emulator: Any, input_words: np.ndarray) -
     return [{"layer": c.layer, "stage": c.stage, "values": c.values, "overflowed": c.overflowed} for c in counts]
 
 
-def choose_hls4ml_precision(model: TrainedModel, sample: EventSample, config: PipelineConfig, *,
+def choose_hls4ml_precision(model: TrainedModel, sample: EventSample, config: PipelineSettings, *,
                             backend: str | None = None) -> HLSPrecision:
     """hls4ml types for ``model``: checked to never overflow on ``sample`` and to meet its firmware targets.
 
@@ -261,7 +291,7 @@ def _conifer_forest(booster: Any, precision: str, scratch: str) -> Any:
     return FirmwareForest.from_conifer(conifer.converters.convert_from_xgboost(booster, config))
 
 
-def choose_conifer_precision(model: TrainedModel, sample: EventSample, config: PipelineConfig) -> ConiferPrecision:
+def choose_conifer_precision(model: TrainedModel, sample: EventSample, config: PipelineSettings) -> ConiferPrecision:
     """One ``ap_fixed<W,I,AP_RND>`` for inputs, thresholds and scores meeting ``model.spec.firmware``'s targets.
 
     A single type because the pipeline builds conifer's VHDL backend, which

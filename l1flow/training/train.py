@@ -22,6 +22,7 @@ import xgboost as xgb
 
 from l1flow.data.layout import REGION_SHAPE
 from l1flow.data.sample import EventSample
+from l1flow.errors import BadInputError
 from l1flow.training import networks
 from l1flow.training.model import ModelFileError, TrainedModel, build_networks, region_grid
 from l1flow.training.preprocessing import PowerOfTwoScaling, object_feature_groups
@@ -38,7 +39,7 @@ from l1flow.training.specs import (
 _LOG_FLOOR = 2.0**-24
 
 
-class TrainingError(ValueError):
+class TrainingError(BadInputError):
     """A model cannot be trained from the given spec, samples or starting point."""
 
 

@@ -1,15 +1,12 @@
 """`l1flow conditions list | show | add | diff | import | export`.
 
-The store defaults to ``<workspace>/conditions.sqlite`` with the workspace from
-``$L1FLOW_WORKSPACE`` or ``work`` (the pipeline's default workspace).
-Exit codes: 0 done, 1 error (message on stderr).
+The store defaults to ``<workspace>/conditions.sqlite``, the workspace being
+``$L1FLOW_WORKSPACE`` or ``work`` (as for every command).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,12 +16,11 @@ import yaml
 from l1flow.conditions.change import ChangeTolerances, decide_retrain
 from l1flow.conditions.payload import ConditionsPayload, PayloadError, parse_payload
 from l1flow.conditions.store import DEFAULT_STORE_NAME, ConditionsStore, StoreError
-
-WORKSPACE_ENV = "L1FLOW_WORKSPACE"
+from l1flow.settings import settings
 
 
 def default_store_path() -> Path:
-    return Path(os.environ.get(WORKSPACE_ENV, "work")) / DEFAULT_STORE_NAME
+    return settings().workspace / DEFAULT_STORE_NAME
 
 
 def _open(args: argparse.Namespace, create: bool = False) -> ConditionsStore:
@@ -122,28 +118,17 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _guarded(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return action(args)
-        except (StoreError, PayloadError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-
-    return run
-
-
-def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(subparsers: Any) -> None:
     """Register `conditions` and its subcommands on the top-level parser's subparsers."""
     parser = subparsers.add_parser("conditions", help="detector conditions store: IOVs under tags")
-    parser.set_defaults(func=lambda _args: (parser.print_help(), 1)[1])
-    commands = parser.add_subparsers(dest="conditions_command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="conditions_command", required=True, metavar="COMMAND")
 
     def command(name: str, action: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("--store", type=Path, default=default_store_path(),
-                         help=f"SQLite conditions store (default: ${WORKSPACE_ENV}/conditions.sqlite or work/conditions.sqlite)")
-        sub.set_defaults(func=_guarded(action))
+                         help="SQLite conditions store (default: <workspace>/conditions.sqlite, "
+                         "the workspace being $L1FLOW_WORKSPACE or work)")
+        sub.set_defaults(func=action)
         return sub
 
     sub = command("list", _list, "list IOVs (of one tag or of all)")

@@ -1,30 +1,28 @@
 """`l1flow models list | show | promote | rollback | fetch`.
 
 MLflow is imported only when a command runs, so `l1flow --help` stays fast.
-Exit codes: 0 done, 1 error (message on stderr), 2 promotion refused by the
-acceptance criteria.
+The registry lives in the workspace: ``--workspace``, else ``$L1FLOW_WORKSPACE``,
+else ``work`` (where ``l1flow run`` registers its versions). A promotion refused
+by the acceptance criteria is a failed check (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from l1flow.errors import BadInputError
 from l1flow.registry.criteria import load_criteria
-
-DEFAULT_WORKSPACE_ENV = "L1FLOW_WORKSPACE"
-EXIT_REFUSED = 2
+from l1flow.settings import settings
 
 
 def _registry(args: argparse.Namespace) -> Any:
     from l1flow.registry.store import ModelRegistry
 
-    return ModelRegistry(workspace=Path(args.workspace), tracking_uri=args.tracking_uri)
+    return ModelRegistry(workspace=args.workspace or settings().workspace, tracking_uri=args.tracking_uri)
 
 
 def _version(text: str) -> int | str:
@@ -35,31 +33,13 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def _run(args: argparse.Namespace, action: Any) -> int:
-    from l1flow.registry.bundle import BundleError
-    from l1flow.registry.criteria import CriteriaFileError
-    from l1flow.registry.store import PromotionRefused, RegistryError
-
-    try:
-        return int(action(args))
-    except PromotionRefused as refused:
-        print(f"refused: {refused.name} version {refused.version} does not meet the acceptance criteria:", file=sys.stderr)
-        for failure in refused.verdict.failures:
-            print(f"  - {failure.name}: {failure.detail}", file=sys.stderr)
-        print("Register a version that passes, or use --force --reason \"why\" (recorded).", file=sys.stderr)
-        return EXIT_REFUSED
-    except (RegistryError, BundleError, CriteriaFileError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-
-
 def _list(args: argparse.Namespace) -> int:
     overviews = _registry(args).list_models()
     if args.json:
         _print_json([asdict(o) for o in overviews])
         return 0
     if not overviews:
-        print(f"no models registered in {args.tracking_uri or args.workspace}")
+        print(f"no models registered in {args.tracking_uri or args.workspace or settings().workspace}")
         return 0
     print(f"{'model':24} {'versions':>8} {'latest':>6}  aliases")
     for o in overviews:
@@ -96,8 +76,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _promote(args: argparse.Namespace) -> int:
     if args.force and not (args.reason or "").strip():
-        print("error: --force needs --reason \"why\"; the reason is recorded with the version", file=sys.stderr)
-        return 1
+        raise BadInputError("--force needs --reason \"why\"; the reason is recorded with the version")
     criteria = load_criteria(Path(args.criteria)) if args.criteria else None
     entry = _registry(args).promote(
         args.name, _version(args.version), force=args.force, reason=args.reason or "", criteria=criteria
@@ -125,8 +104,9 @@ def add_commands(subparsers: Any) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--workspace",
-        default=os.environ.get(DEFAULT_WORKSPACE_ENV, "workspace"),
-        help=f"folder of the embedded MLflow store and its lock (default: ${DEFAULT_WORKSPACE_ENV} or ./workspace)",
+        type=Path,
+        default=None,
+        help="workspace folder holding the embedded MLflow store (default: $L1FLOW_WORKSPACE, else work)",
     )
     common.add_argument(
         "--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///<workspace>/mlflow.db)"
@@ -136,13 +116,13 @@ def add_commands(subparsers: Any) -> None:
 
     listing = verbs.add_parser("list", parents=[common], help="registered models, latest versions and aliases")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
-    listing.set_defaults(func=lambda a: _run(a, _list))
+    listing.set_defaults(func=_list)
 
     show = verbs.add_parser("show", parents=[common], help="lineage, metrics and aliases of one version")
     show.add_argument("name")
     show.add_argument("version", nargs="?", default="production", help="number or alias (default: production)")
     show.add_argument("--json", action="store_true", help="machine-readable output")
-    show.set_defaults(func=lambda a: _run(a, _show))
+    show.set_defaults(func=_show)
 
     promote = verbs.add_parser("promote", parents=[common], help="move production to a version that meets the criteria")
     promote.add_argument("name")
@@ -152,15 +132,15 @@ def add_commands(subparsers: Any) -> None:
     promote.add_argument(
         "--criteria", help="acceptance criteria file (JSON/YAML); default: those recorded with the version"
     )
-    promote.set_defaults(func=lambda a: _run(a, _promote))
+    promote.set_defaults(func=_promote)
 
     rollback = verbs.add_parser("rollback", parents=[common], help="restore the previous production version")
     rollback.add_argument("name")
     rollback.add_argument("--reason", default="", help="why (recorded)")
-    rollback.set_defaults(func=lambda a: _run(a, _rollback))
+    rollback.set_defaults(func=_rollback)
 
     fetch = verbs.add_parser("fetch", parents=[common], help="download and unpack a version's firmware bundle")
     fetch.add_argument("name")
     fetch.add_argument("version", nargs="?", default="production", help="number or alias (default: production)")
     fetch.add_argument("--dest", default=".", help="folder to write <name>-v<N>.tar.gz and <name>-v<N>/ into")
-    fetch.set_defaults(func=lambda a: _run(a, _fetch))
+    fetch.set_defaults(func=_fetch)

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 
 def _info(args: argparse.Namespace) -> int:
-    from l1flow.training.model import ModelFileError, TrainedModel
+    from l1flow.training.model import TrainedModel
 
-    try:
-        model = TrainedModel.load(Path(args.folder))
-    except ModelFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    model = TrainedModel.load(Path(args.folder))
     info: dict[str, Any] = {
         "name": model.name,
         "kind": model.kind,
@@ -35,21 +30,13 @@ def _info(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from l1flow.conditions.payload import ConditionsPayload
     from l1flow.data.generator import generate_events
-    from l1flow.training.metrics import MetricsError, trigger_metrics
-    from l1flow.training.model import ModelFileError, TrainedModel
+    from l1flow.training.metrics import trigger_metrics
+    from l1flow.training.model import TrainedModel
 
-    try:
-        model = TrainedModel.load(Path(args.folder))
-    except ModelFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    model = TrainedModel.load(Path(args.folder))
     sample = generate_events(ConditionsPayload(), args.background, args.signal, seed=args.seed)
-    try:
-        metrics = trigger_metrics(model.score(sample), sample, working_point_khz=args.rate_khz,
-                                  crossing_rate_mhz=args.crossing_rate_mhz)
-    except (MetricsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    metrics = trigger_metrics(model.score(sample), sample, working_point_khz=args.rate_khz,
+                              crossing_rate_mhz=args.crossing_rate_mhz)
     print(json.dumps(metrics, indent=2))
     return 0
 

@@ -9,14 +9,13 @@ the AcceptanceCriteria fields) adds budgets and the acceptance verdict.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from l1flow.registry.criteria import CriteriaFileError, load_criteria
-from l1flow.report.content import ReportError
-from l1flow.runfolder import SummaryError, read_summary
+from l1flow.registry.criteria import load_criteria
 from l1flow.report.html import render_report
+from l1flow.runfolder import read_summary
+from l1flow.settings import settings
 
 
 def _previous(args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
@@ -26,19 +25,15 @@ def _previous(args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
         from l1flow.registry.store import ModelRegistry
 
         summary = read_summary(run_dir)
-        registry = ModelRegistry(workspace=Path(args.workspace or "workspace"), tracking_uri=args.tracking_uri)
+        registry = ModelRegistry(workspace=Path(args.workspace or settings().workspace), tracking_uri=args.tracking_uri)
         return registry.production_summary(list(summary.get("models") or {}), before_run=summary.get("run_id"))
     return None
 
 
 def _report(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
-    try:
-        criteria = load_criteria(Path(args.criteria)) if args.criteria else None
-        path = render_report(run_dir, _previous(args, run_dir), criteria, Path(args.output) if args.output else None)
-    except (ReportError, SummaryError, CriteriaFileError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    criteria = load_criteria(Path(args.criteria)) if args.criteria else None
+    path = render_report(run_dir, _previous(args, run_dir), criteria, Path(args.output) if args.output else None)
     print(path)
     return 0
 

@@ -1,5 +1,0 @@
-import sys
-
-from l1flow.service.cli import main
-
-sys.exit(main())
