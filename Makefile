@@ -18,9 +18,12 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 run: setup
 	$(VENV)/bin/l1flow run $(CONFIG)
 
+# Lint and type-check first (configured in pyproject.toml), then the tests.
 # pytest exits 5 when it collected no test (e.g. a -k filter that matches
 # nothing): say so plainly rather than fail as if a test had failed.
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	@$(VENV)/bin/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$status
 

@@ -146,6 +146,13 @@ class SynthesisRegistration:
     deployments: list[str]
 
 
+def _flow_from_source(source: str | Path, entrypoint: str) -> Flow[..., Any]:
+    """``Flow.from_source`` called from synchronous code, where it returns the flow itself."""
+    flow = Flow.from_source(str(source), entrypoint=entrypoint)
+    assert isinstance(flow, Flow), "Flow.from_source ran as a coroutine: call it outside an event loop"
+    return flow
+
+
 def register_synthesis(
     source: str | Path = FLOW_SOURCE,
     memory_slots_gb: int = DEFAULT_MEMORY_SLOTS_GB,
@@ -159,7 +166,7 @@ def register_synthesis(
     created = [name for name, pool in SYNTHESIS_POOLS.items() if ensure_work_pool(name, pool.description)]
     created_limit = ensure_memory_limit(memory_slots_gb)
     ensure_lost_worker_automation(lost_after)
-    flow = Flow.from_source(str(source), entrypoint=SYNTHESIZE_ENTRYPOINT)
+    flow = _flow_from_source(source, SYNTHESIZE_ENTRYPOINT)
     names: list[str] = []
     for pool in SYNTHESIS_POOLS.values():
         flow.deploy(
@@ -191,7 +198,7 @@ def control_deployments(
     ``watch_interval_s`` replaces the cron schedule when given (tests, short loops).
     """
     root = Path(source)
-    watch = Flow.from_source(str(root), entrypoint=WATCH_ENTRYPOINT)
+    watch = _flow_from_source(root, WATCH_ENTRYPOINT)
     schedule: dict[str, Any] = {"interval": watch_interval_s} if watch_interval_s else {"cron": watch_cron}
     watch_deployment = watch.to_deployment(
         name="watch",
@@ -206,7 +213,7 @@ def control_deployments(
         tags=["l1flow", "conditions"],
         **schedule,
     )
-    retrain = Flow.from_source(str(root), entrypoint=retrain_entrypoint)
+    retrain = _flow_from_source(root, retrain_entrypoint)
     missing = set(RETRAIN_PARAMETERS) - set(retrain.parameters.properties)
     if missing:
         raise ValueError(
@@ -227,7 +234,10 @@ def control_deployments(
         description="Retrain, convert and verify for new detector conditions",
         tags=["l1flow", "retrain"],
     )
-    return [watch_deployment, retrain_deployment]
+    deployments = [watch_deployment, retrain_deployment]
+    # to_deployment is sync-compatible too: called from synchronous code it returns the deployment
+    assert all(isinstance(d, RunnerDeployment) for d in deployments)
+    return [d for d in deployments if isinstance(d, RunnerDeployment)]
 
 
 def serve_control_flows(deployments: list[RunnerDeployment], limit: int | None = None) -> None:

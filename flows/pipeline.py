@@ -36,7 +36,9 @@ def resolve_conditions(config: PipelineConfig, workspace: Workspace) -> data_ste
 
 
 @step
-def prepare_dataset(config: PipelineConfig, conditions: data_steps.ConditionsSnapshot, workspace: Workspace) -> data_steps.Dataset:
+def prepare_dataset(
+    config: PipelineConfig, conditions: data_steps.ConditionsSnapshot, workspace: Workspace
+) -> data_steps.Dataset:
     return data_steps.prepare_dataset(config, conditions, workspace)
 
 
@@ -183,7 +185,7 @@ def l1flow_pipeline(
         for name, pending in synthesis.items():
             models[name].update(firmware_steps.synthesis_summary(pending.result()))
 
-        summary = {
+        summary: dict[str, Any] = {
             "run_id": run.run_id,
             "config_name": config.name,
             "config_hash": config.content_hash(),

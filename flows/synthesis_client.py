@@ -89,7 +89,7 @@ def _status_of(run: FlowRun) -> RunStatus:
     return RunStatus(
         flow_run_id=str(run.id),
         job_hash=str(run.parameters.get("job_hash", "")),
-        state=state.name if state else "Unknown",
+        state=(state.name or "Unknown") if state else "Unknown",
         state_type=state.type.value if state else "UNKNOWN",
         message=state.message if state else None,
         run_count=run.run_count,

@@ -297,9 +297,8 @@ def tiny_retrain(
 
     The config is JSON: ``{"synthesis_job": <job file>, "store": <artifact store URL>}`` (both optional).
     """
-    from l1flow.flows.synthesis_client import submit
-
     from l1flow.artifacts import ArtifactStore
+    from l1flow.flows.synthesis_client import submit
     config = json.loads(Path(config_path).read_text())
     record: dict[str, Any] = {"config_path": config_path, "overrides": overrides, "trigger": trigger}
     if config.get("synthesis_job"):

@@ -18,7 +18,7 @@ PART = "xcvu9p-flgb2104-2L-e"
 N_FEATURES = 5
 
 
-def _train(objective: str, trees: int, depth: int, seed: int, **extra) -> "xgb.Booster":
+def _train(objective: str, trees: int, depth: int, seed: int, **extra) -> xgb.Booster:
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 2, size=(3000, N_FEATURES))
     if objective.startswith("multi"):

@@ -261,7 +261,7 @@ def build_tiny_bdt(sources: dict[str, Path], build_root: Path) -> dict[str, Path
              str(source), str(RTL / "tiny_bdt_tb.cpp")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
-    for name, process in processes.items():
+    for process in processes.values():
         output, _ = process.communicate()
         assert process.returncode == 0, output.decode(errors="replace")[-2000:]
     return {name: build_root / name / "Vtb" for name in sources}

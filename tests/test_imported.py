@@ -161,7 +161,10 @@ def test_board_capture_fixture_and_round_trip(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda t: t.replace("3: 25 fb 64 b3 | f6 ea 28", "3: 25 fb 64 b3 | f6 ea"), r"capture\.txt:5: 4 input and 2 output words"),
+        (
+            lambda t: t.replace("3: 25 fb 64 b3 | f6 ea 28", "3: 25 fb 64 b3 | f6 ea"),
+            r"capture\.txt:5: 4 input and 2 output words",
+        ),
         (lambda t: t.replace("2: ", "9: ", 1), r"capture\.txt:4: event 9 where 2 was expected"),
         (lambda t: t.replace("| 92 61 84", "92 61 84"), r"capture\.txt:4: no '\|'"),
         (lambda t: t.replace("f4 63 94", "f4 63 g4"), r"capture\.txt:7: 'g4' is not a hex word"),

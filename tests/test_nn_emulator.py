@@ -241,10 +241,10 @@ def test_input_errors_are_clear(dense_net: tuple[Any, Any, FirmwareNet]) -> None
 
 
 def test_unsupported_layer_is_refused(tmp_path: Path) -> None:
+    import hls4ml
     from qkeras import QActivation, QDense, quantized_bits
     from tensorflow.keras.layers import Activation, Input
     from tensorflow.keras.models import Model
-    import hls4ml
 
     inp = Input((4,))
     x = QActivation(quantized_bits(8, 3, alpha=1))(inp)

@@ -29,7 +29,6 @@ from prefect_fixtures import (  # noqa: E402
 )
 
 from l1flow.conditions.payload import ConditionsPayload
-
 from l1flow.conditions.store import ConditionsStore
 
 # one Prefect server for the whole session, whichever modules use it

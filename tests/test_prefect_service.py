@@ -12,8 +12,8 @@ pytest.register_assert_rewrite("prefect_fixtures")
 from prefect_fixtures import tiny_rtl_job  # noqa: E402
 
 from l1flow.artifacts import ArtifactStore
-from l1flow.fileio import folder_manifest
 from l1flow.cli.service import worker_command
+from l1flow.fileio import folder_manifest
 from l1flow.service.synthesis import (
     check_pool_tools,
     fetch_result,
@@ -104,10 +104,10 @@ def test_submit_for_a_model_version_takes_the_project_from_its_bundle(tmp_path: 
 
     from test_registry_runfolders import make_run_folder
 
-    from l1flow.registry.criteria import AcceptanceCriteria
-    from l1flow.registry.store import ModelRegistry
     from l1flow.cli.service import ServiceError
     from l1flow.cli.synth import _fetch_bundle, _load_job
+    from l1flow.registry.criteria import AcceptanceCriteria
+    from l1flow.registry.store import ModelRegistry
 
     run_dir = make_run_folder(tmp_path / "run1")
     ModelRegistry(tmp_path / "ws").record_run(run_dir, AcceptanceCriteria())

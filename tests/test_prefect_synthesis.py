@@ -94,8 +94,9 @@ def test_submit_runs_yosys_on_worker_then_cached(
     assert yosys_calls(count_file) == 0
 
     # without the memory limit the job must not run unlimited: it fails before the tool starts
-    from l1flow.flows.deployments import ensure_memory_limit
     from prefect.client.orchestration import get_client
+
+    from l1flow.flows.deployments import ensure_memory_limit
 
     with get_client(sync_client=True) as client:
         client.delete_global_concurrency_limit_by_name(MEMORY_LIMIT_NAME)

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_registry_runfolders import make_run_folder
 
 from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
 from l1flow.report import render_report
-from test_registry_runfolders import make_run_folder
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -323,7 +323,7 @@ def test_vendor_time_out_kills_process_group(
     with pytest.raises(SynthesisTimeout, match=r"vitis_hls ran past the job time-out.*hls.log"):
         VendorRunner().run(job, work)
     assert time.monotonic() - start < 30
-    child = int(next(l for l in stand_in_tools.read_text().splitlines() if l.startswith("child")).split()[1])
+    child = int(next(line for line in stand_in_tools.read_text().splitlines() if line.startswith("child")).split()[1])
     for _ in range(50):  # the orphaned child is killed with its group, then reaped by init
         try:
             os.kill(child, 0)

@@ -20,6 +20,7 @@ YAML form (``export_yaml`` / ``import_yaml``)::
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -151,13 +152,13 @@ class ConditionsStore:
 
     # ---- reading ---------------------------------------------------------
 
-    def tags(self) -> list[str]:
+    def tags(self) -> builtins.list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT tag FROM iovs ORDER BY tag")]
 
     def has_tag(self, tag: str) -> bool:
         return self._db.execute("SELECT 1 FROM iovs WHERE tag = ? LIMIT 1", (tag,)).fetchone() is not None
 
-    def list(self, tag: str | None = None) -> list[IOV]:
+    def list(self, tag: str | None = None) -> builtins.list[IOV]:
         """All IOVs (of one tag, or of every tag), ordered by tag and first run."""
         if tag is not None:
             self._require_tag(tag)
@@ -195,7 +196,7 @@ class ConditionsStore:
     def diff(
         self, tag: str, run_a: int, run_b: int, other_tag: str | None = None,
         tolerances: ChangeTolerances | None = None,
-    ) -> list[FieldChange]:
+    ) -> builtins.list[FieldChange]:
         """Fields that differ between ``tag``@``run_a`` and (``other_tag`` or ``tag``)@``run_b``."""
         a = self.get(tag, run_a)
         b = self.get(other_tag or tag, run_b)
@@ -229,7 +230,7 @@ class ConditionsStore:
         """Write tags (default: all) to YAML atomically."""
         return write_text_atomic(path, yaml.safe_dump(self.to_yaml_data(tags), sort_keys=False))
 
-    def import_yaml(self, path: str | Path) -> list[IOV]:
+    def import_yaml(self, path: str | Path) -> builtins.list[IOV]:
         """Add every IOV of a YAML file (all or nothing); IOVs already present with the same payload are skipped."""
         path = Path(path)
         try:
@@ -246,7 +247,7 @@ class ConditionsStore:
         version = data.get("schema_version", SCHEMA_VERSION)
         if not isinstance(version, int) or version > SCHEMA_VERSION:
             raise StoreError(f"{path}: schema_version {version!r} is newer than this l1flow supports ({SCHEMA_VERSION})")
-        entries: list[tuple[str, int, ConditionsPayload, str]] = []
+        entries: builtins.list[tuple[str, int, ConditionsPayload, str]] = []
         for tag, iovs in data["tags"].items():
             if not isinstance(iovs, list):
                 raise StoreError(f"{path}: tags.{tag} must be a list of IOVs")
@@ -265,7 +266,7 @@ class ConditionsStore:
                 except PayloadError as exc:
                     raise StoreError(str(exc)) from exc
                 entries.append((str(tag), run, payload, str(entry.get("comment", ""))))
-        added: list[tuple[str, int]] = []
+        added: builtins.list[tuple[str, int]] = []
         with self._transaction() as db:
             for tag, run, payload, comment in entries:
                 row = db.execute("SELECT payload_hash FROM iovs WHERE tag = ? AND first_run = ?", (tag, run)).fetchone()

@@ -77,7 +77,7 @@ def read_hdf5(path: str | Path, class_name: str = BACKGROUND) -> EventSample:
                 )
             particles = f[PARTICLES][()]
             labels = f["labels"][()] if "labels" in f else None
-            classes = json.loads(f["labels"].attrs["classes"]) if labels is not None else None
+            classes: list[str] = json.loads(f["labels"].attrs["classes"]) if labels is not None else []
             npv = f["npv"][()] if "npv" in f else None
             regions = f["regions"][()] if "regions" in f else None
             metadata = json.loads(f.attrs["metadata"]) if "metadata" in f.attrs else {}

@@ -188,7 +188,9 @@ def read_root(path: str | Path, mapping: RootMapping) -> EventSample:
     with file:
         if mapping.tree not in file:
             trees = [k.split(";")[0] for k, c in file.classnames().items() if c.startswith("TTree") or "RNTuple" in c]
-            raise RootReadError(f"{path}: no tree {mapping.tree!r} (trees: {', '.join(trees) or 'none'}); fix 'tree' in the mapping")
+            raise RootReadError(
+                f"{path}: no tree {mapping.tree!r} (trees: {', '.join(trees) or 'none'}); fix 'tree' in the mapping"
+            )
         tree = file[mapping.tree]
         missing = [b for b in mapping.branches() if b not in tree.keys()]
         if missing:
@@ -200,7 +202,9 @@ def read_root(path: str | Path, mapping: RootMapping) -> EventSample:
         try:
             arrays = tree.arrays(mapping.branches(), library="ak")
         except Exception as exc:
-            raise RootReadError(f"{path}: could not read branches of {mapping.tree!r} ({exc}); the file may be truncated") from exc
+            raise RootReadError(
+                f"{path}: could not read branches of {mapping.tree!r} ({exc}); the file may be truncated"
+            ) from exc
 
     for name in mapping.branches():
         values = ak.flatten(arrays[name], axis=None)

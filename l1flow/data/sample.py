@@ -52,7 +52,7 @@ class EventSample:
     objects: np.ndarray
     labels: np.ndarray
     classes: tuple[str, ...] = (BACKGROUND,)
-    npv: np.ndarray | None = None
+    npv: np.ndarray | None = None  # None: unknown for every event; __post_init__ makes it -1 each
     regions: np.ndarray | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
@@ -89,7 +89,8 @@ class EventSample:
             regions = np.asarray(self.regions)
             if regions.shape != (n, *REGION_SHAPE):
                 raise SampleError(f"EventSample.regions: expected shape ({n}, 18, 14), got {regions.shape}")
-            if regions.size and (not np.issubdtype(regions.dtype, np.integer) or regions.min() < 0 or regions.max() > REGION_ET_MAX):
+            out_of_range = regions.size and (regions.min() < 0 or regions.max() > REGION_ET_MAX)
+            if regions.size and (not np.issubdtype(regions.dtype, np.integer) or out_of_range):
                 raise SampleError(f"EventSample.regions: expected integer 10-bit words in [0, {REGION_ET_MAX}]")
             self.regions = regions.astype(np.uint16, copy=False)
         self.metadata = {str(k): str(v) for k, v in self.metadata.items()}
@@ -97,10 +98,14 @@ class EventSample:
     def __len__(self) -> int:
         return int(self.objects.shape[0])
 
+    def _npv(self) -> np.ndarray:
+        assert self.npv is not None, "__post_init__ fills npv"
+        return self.npv
+
     @property
     def npv_known(self) -> bool:
         """True when every event records its number of primary vertices."""
-        return bool(len(self) == 0 or self.npv.min() >= 0)
+        return bool(len(self) == 0 or self._npv().min() >= 0)
 
     def features(self) -> np.ndarray:
         """(N, 57) float32 in the order of layout.FEATURE_NAMES."""
@@ -133,7 +138,7 @@ class EventSample:
             objects=self.objects[index],
             labels=self.labels[index],
             classes=self.classes,
-            npv=self.npv[index],
+            npv=self._npv()[index],
             regions=None if self.regions is None else self.regions[index],
             metadata=dict(self.metadata),
         )
@@ -156,8 +161,8 @@ class EventSample:
             objects=np.concatenate([s.objects for s in samples]),
             labels=np.concatenate(labels),
             classes=tuple(classes),
-            npv=np.concatenate([s.npv for s in samples]),
-            regions=np.concatenate([s.regions for s in samples]) if with_regions else None,  # type: ignore[misc]
+            npv=np.concatenate([s._npv() for s in samples]),
+            regions=np.concatenate([s.regions for s in samples]) if with_regions else None,
             metadata=metadata,
         )
 
@@ -166,7 +171,7 @@ class EventSample:
         digest = hashlib.sha256()
         digest.update(SAMPLE_FORMAT.encode())
         digest.update(json.dumps(list(self.classes)).encode())
-        for arr in (self.objects, self.labels, self.npv):
+        for arr in (self.objects, self.labels, self._npv()):
             digest.update(str(arr.shape).encode())
             digest.update(np.ascontiguousarray(arr).tobytes())
         if self.regions is not None:
@@ -182,13 +187,13 @@ class EventSample:
             "objects": self.objects,
             "labels": self.labels,
             "classes": np.array(json.dumps(list(self.classes))),
-            "npv": self.npv,
+            "npv": self._npv(),
             "metadata": np.array(json.dumps(self.metadata, sort_keys=True)),
         }
         if self.regions is not None:
             arrays["regions"] = self.regions
         with atomic_file(path, "wb") as handle:
-            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]
+            np.savez_compressed(handle, **arrays)
         return path
 
     @classmethod

@@ -36,7 +36,9 @@ _INTERLEAVE = 32
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _leaf_word_sums(x, feature, right_from, leaves, depth, out):  # pragma: no cover - compiled
+def _leaf_word_sums(  # pragma: no cover - compiled
+    x: np.ndarray, feature: np.ndarray, right_from: np.ndarray, leaves: np.ndarray, depth: int, out: np.ndarray
+) -> None:
     n_events = x.shape[0]
     n_outputs, n_trees = feature.shape[0], feature.shape[1]
     n_splits = (1 << depth) - 1
@@ -61,7 +63,9 @@ def _leaf_word_sums(x, feature, right_from, leaves, depth, out):  # pragma: no c
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _leaf_words(x, feature, right_from, leaves, depth, out):  # pragma: no cover - compiled
+def _leaf_words(  # pragma: no cover - compiled
+    x: np.ndarray, feature: np.ndarray, right_from: np.ndarray, leaves: np.ndarray, depth: int, out: np.ndarray
+) -> None:
     n_events = x.shape[0]
     n_outputs, n_trees = feature.shape[0], feature.shape[1]
     n_splits = (1 << depth) - 1

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -133,7 +133,7 @@ class ReshapeLayer:
     kind: str = "reshape"
 
 
-FirmwareLayer = Union[DenseLayer, Conv2DLayer, ActivationLayer, BatchNormLayer, MaxPool2DLayer, ReshapeLayer]
+FirmwareLayer = DenseLayer | Conv2DLayer | ActivationLayer | BatchNormLayer | MaxPool2DLayer | ReshapeLayer
 
 
 @dataclass

@@ -287,7 +287,7 @@ def _max_abs(t: FixedType) -> int:
 # ---------------------------------------------------------------------------
 
 
-def _windows(x: np.ndarray, shape: tuple[int, int, int], kernel: tuple[int, int], strides: tuple[int, int],
+def _windows(x: np.ndarray, shape: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, int],
              padding: tuple[int, int, int, int], pad_value: float | int) -> np.ndarray:
     """(events, out_h, out_w, kh, kw, channels) windows of channels-last images."""
     h, w, c = shape
@@ -295,7 +295,8 @@ def _windows(x: np.ndarray, shape: tuple[int, int, int], kernel: tuple[int, int]
     top, bottom, left, right = padding
     if any(padding):
         images = np.pad(images, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=pad_value)
-    view = np.lib.stride_tricks.sliding_window_view(images, kernel, axis=(1, 2))
+    # numpy 1.26 accepts a tuple of axes, its stubs only one axis
+    view = np.lib.stride_tricks.sliding_window_view(images, kernel, axis=(1, 2))  # type: ignore[call-overload]
     view = view[:, :: strides[0], :: strides[1]]  # (n, oh, ow, c, kh, kw)
     return view.transpose(0, 1, 2, 4, 5, 3)
 

@@ -18,6 +18,7 @@ with Verilator (cached by content hash).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,7 +326,7 @@ class HLSVerilogSource(HardwareSource):
         self._data = {}
         self._verilog = {}
         for name, text in texts.items():
-            self._verilog[name] = _READMEM.sub(lambda m: self._localise_rom(m, folder, name), text)
+            self._verilog[name] = _READMEM.sub(functools.partial(self._localise_rom, folder=folder, verilog_name=name), text)
         self._header = harness_ports(ports, in_bind, out_bind, self.n_inputs, self.n_outputs, self.max_stall_cycles)
         self.top = top
         self.project_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import re
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,7 +122,7 @@ class VerilatorBDTSource(HardwareSource):
         conifer's VHDL pipeline takes 1 + depth + ceil(log2(trees)) clocks at II = 1
         (conifer/backends/vhdl/writer.py); yosys and Vivado synthesis do not time it.
         """
-        common = dict(
+        common: dict[str, Any] = dict(
             project_dir=self.project_dir,
             tool=tool,
             part=part,

@@ -216,7 +216,7 @@ class TrainedModel:
                 raise ModelFileError(f"{folder}: {BOOSTER_FILE} is missing")
             booster = xgb.Booster()
             booster.load_model(bytearray(booster_path.read_bytes()))
-            firmware_model, companions = booster, {}
+            firmware_model, companions = booster, dict[str, Any]()
         else:
             firmware_model, companions = build_networks(spec, len(preprocessing.groups), metadata)
             _load_keras_weights(folder / KERAS_WEIGHTS_FILE, {"firmware": firmware_model, **companions})

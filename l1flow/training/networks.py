@@ -12,6 +12,7 @@ weights are plain fixed-point numbers hls4ml can reproduce exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,7 +87,7 @@ def masked_mse_numpy(inputs: np.ndarray, outputs: np.ndarray, presence: np.ndarr
     return squared.sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
 
 
-def masked_mse_loss(presence: np.ndarray):  # noqa: ANN201 - a Keras loss callable
+def masked_mse_loss(presence: np.ndarray) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """Keras loss: reconstruction MSE that ignores zero-padded objects (their pT, eta and phi)."""
     index = tf.constant(presence, dtype=tf.int32)
 
@@ -98,12 +99,12 @@ def masked_mse_loss(presence: np.ndarray):  # noqa: ANN201 - a Keras loss callab
     return loss
 
 
-def optimizer(spec: OptimizerSpec) -> keras.optimizers.Optimizer:
+def optimizer(spec: OptimizerSpec) -> tf.keras.optimizers.Optimizer:
     kinds = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
     return kinds[spec.name](learning_rate=spec.learning_rate)
 
 
-def build_dense_ae(spec: DenseAESpec, n_inputs: int) -> keras.Model:
+def build_dense_ae(spec: DenseAESpec, n_inputs: int) -> tf.keras.Model:
     if spec.output.units != n_inputs:
         raise ValueError(
             f"model {spec.name!r}: output.units = {spec.output.units} must equal the number of inputs ({n_inputs})"
@@ -116,7 +117,7 @@ def build_dense_ae(spec: DenseAESpec, n_inputs: int) -> keras.Model:
     return keras.Model(inputs, outputs, name=spec.name)
 
 
-class _KLDivergence(keras.layers.Layer):
+class _KLDivergence(tf.keras.layers.Layer):
     """Adds beta * KL(N(mu, sigma) || N(0, 1)) to the model's losses; passes mu through."""
 
     def __init__(self, beta: float, **kwargs: object) -> None:
@@ -130,7 +131,7 @@ class _KLDivergence(keras.layers.Layer):
         return mu
 
 
-class _Sampling(keras.layers.Layer):
+class _Sampling(tf.keras.layers.Layer):
     """z = mu + sigma * eps while training (eps from TF's global seed: deterministic runs); mu otherwise."""
 
     def call(self, inputs: list[tf.Tensor], training: bool | None = None) -> tf.Tensor:
@@ -142,8 +143,8 @@ class _Sampling(keras.layers.Layer):
 
 @dataclass
 class VAENetworks:
-    encoder: keras.Model  # inputs -> mu; the firmware model
-    vae: keras.Model  # inputs -> reconstruction, KL added as a layer loss; trained
+    encoder: tf.keras.Model  # inputs -> mu; the firmware model
+    vae: tf.keras.Model  # inputs -> reconstruction, KL added as a layer loss; trained
 
 
 def build_vae(spec: VAEEncoderSpec, n_inputs: int) -> VAENetworks:
@@ -165,7 +166,7 @@ def build_vae(spec: VAEEncoderSpec, n_inputs: int) -> VAENetworks:
     )
 
 
-def build_cicada_teacher(spec: CicadaSpec, grid: tuple[int, int]) -> keras.Model:
+def build_cicada_teacher(spec: CicadaSpec, grid: tuple[int, int]) -> tf.keras.Model:
     """Float convolutional autoencoder on the region grid (never goes to firmware).
 
     Grids with odd sizes are zero-padded to even ones for the 2x2 pooling.
@@ -191,7 +192,7 @@ def build_cicada_teacher(spec: CicadaSpec, grid: tuple[int, int]) -> keras.Model
     return keras.Model(inputs, outputs, name=f"{spec.name}_teacher")
 
 
-def build_cicada_student(spec: CicadaSpec, n_inputs: int) -> keras.Model:
+def build_cicada_student(spec: CicadaSpec, n_inputs: int) -> tf.keras.Model:
     """Dense student on the flattened grid; its single output regresses the teacher's log score."""
     inputs, x = _input(n_inputs, spec.input_quantizer)
     x = _dense_stack(x, spec.student, "dense")

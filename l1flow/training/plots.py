@@ -110,7 +110,7 @@ def plot_score_distributions(name: str, scores: np.ndarray, sample: EventSample,
     fig, ax = plt.subplots(figsize=(6, 5))
     background, signals = _per_signal(scores, sample)
     low, high = np.percentile(scores, [0.0, 99.99]) if scores.size else (0.0, 1.0)
-    bins = np.linspace(low, high if high > low else low + 1.0, 80)
+    bins = np.linspace(low, high if high > low else low + 1.0, 80).tolist()
     ax.hist(background, bins=bins, histtype="stepfilled", alpha=0.3, density=True, label="background", color="grey")
     for signal, values in signals.items():
         ax.hist(values, bins=bins, histtype="step", density=True, label=signal)

@@ -41,7 +41,6 @@ from l1flow.training.model import TrainedModel
 from l1flow.training.specs import FirmwarePrecisionSpec
 
 
-
 class _FirmwareSettings(Protocol):
     @property
     def hls_backend(self) -> str: ...

@@ -16,7 +16,7 @@ small, sensible model; unknown fields are rejected so a typo names itself.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -211,9 +211,9 @@ class BDTStudentSpec(_BDTSpecBase):
 
 
 ModelSpec = Annotated[
-    Union[DenseAESpec, VAEEncoderSpec, CicadaSpec, BDTClassifierSpec, BDTStudentSpec],
+    DenseAESpec | VAEEncoderSpec | CicadaSpec | BDTClassifierSpec | BDTStudentSpec,
     Field(discriminator="kind"),
 ]
 
-NeuralSpec = Union[DenseAESpec, VAEEncoderSpec, CicadaSpec]
-BDTSpec = Union[BDTClassifierSpec, BDTStudentSpec]
+NeuralSpec = DenseAESpec | VAEEncoderSpec | CicadaSpec
+BDTSpec = BDTClassifierSpec | BDTStudentSpec

@@ -280,7 +280,8 @@ def compare(expected: VectorSet, actual: VectorSet, max_examples: int = DEFAULT_
         detail = "; ".join(f"{k}: expected {expected.model.get(k)!r}, result {actual.model.get(k)!r}" for k in differing)
         checks.append(GateCheck("model", False, f"result from another model: {detail}"))
     else:
-        checks.append(GateCheck("model", True, f"same model ({', '.join(f'{k}={expected.model[k]}' for k in keys) or 'no identity given'})"))
+        identity = ", ".join(f"{k}={expected.model[k]}" for k in keys) or "no identity given"
+        checks.append(GateCheck("model", True, f"same model ({identity})"))
 
     # 3. ports
     ports_ok = expected.outputs == actual.outputs and expected.inputs == actual.inputs
