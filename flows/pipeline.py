@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
-from l1flow.config import PipelineConfig, load_config
+from l1flow.config import PipelineConfig, check_runnable, load_config
 from l1flow.pipeline import data_steps, firmware_steps, publish
 from l1flow.pipeline.workspace import Workspace
 from l1flow.report import render_report, report_artifacts
@@ -128,7 +132,7 @@ def l1flow_pipeline(
     began = time.perf_counter()
     started = datetime.now(timezone.utc).isoformat()
     config = load_config(config_path, overrides)
-    ws = Workspace(Path(workspace) if workspace else config.workspace)
+    ws = Workspace(check_runnable(config, config_path, Path(workspace) if workspace else None))
     run = ws.new_run(config.name, config.content_hash())
     logger.info("run folder (until published): %s", run.path)
     try:

@@ -12,6 +12,11 @@ from l1flow.errors import L1flowError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from l1flow.config import check_runnable, load_config
+
+    # The whole config is checked before Prefect and TensorFlow are imported (which takes
+    # seconds): a bad field comes back at once. The flow checks it again for deployments.
+    check_runnable(load_config(args.config, args.set), args.config, args.workspace)
     from flows.pipeline import run_pipeline
 
     # The library reports each stage's progress on the "l1flow" logger; Prefect prints it.
@@ -28,6 +33,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         args.run, args.model, args.data, args.out or args.run / "compare", args.mapping, args.csim_events
     )
     print(comparison.to_text())
+    return 0
+
+
+def _cmd_parts(args: argparse.Namespace) -> int:
+    from l1flow.fpga_parts import format_parts
+
+    print(format_parts())
     return 0
 
 
@@ -65,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--csim-events", type=int, default=2000, help="events for the C-sim cross-check")
     compare.add_argument("--out", type=Path, default=None, help="output folder (default <run>/compare)")
     compare.set_defaults(func=_cmd_compare)
+
+    parts = sub.add_parser("parts", help="the FPGA parts firmware.part accepts (and where they are used)")
+    parts.set_defaults(func=_cmd_parts)
 
     add_conditions_commands(sub)
     add_models_commands(sub)
