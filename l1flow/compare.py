@@ -53,9 +53,11 @@ class Comparison:
         csim = r["emulation_vs_csim"]
         lines = [
             f"model {self.model} on {self.data_file}: {fid['events']} events",
-            f"  software vs emulation: {fid['events_differing']} of {fid['events']} events differ "
-            f"({100 * fid['fraction_differing']:.4g}%), "
-            f"max |diff| {fid['max_abs_diff']:.6g}, 99.9% quantile {fid['abs_diff_quantiles']['0.999']:.6g}",
+            (
+                f"  software vs emulation: {fid['events_differing']} of {fid['events']} events differ "
+                f"({100 * fid['fraction_differing']:.4g}%), max |diff| {fid['max_abs_diff']:.6g}, "
+                f"99.9% quantile {fid['abs_diff_quantiles']['0.999']:.6g}"
+            ),
             f"  trigger decisions at {r['working_point_khz']} kHz (threshold {r['threshold']:.6g}): "
             f"{r['decision_agreement']:.6f} agree",
             f"  emulation vs {csim['source']}: {csim['mismatches']} of {csim['events']} events differ",
