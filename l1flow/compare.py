@@ -25,6 +25,7 @@ import numpy as np
 
 from l1flow.config import load_config
 from l1flow.data.reader import read_events
+from l1flow.errors import BadInputError
 from l1flow.firmware.fixed import OverflowCount, quantize, to_float
 from l1flow.firmware.nn_emulator import NNEmulator
 from l1flow.pipeline.firmware_steps import build_firmware
@@ -36,7 +37,7 @@ from l1flow.training.plots import plot_residuals
 from l1flow.verify.fidelity import compare_outputs
 
 
-class CompareError(ValueError):
+class CompareError(BadInputError):
     """The run, the model or the data file cannot be compared."""
 
 

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from l1flow.errors import BadInputError
+
 SUMMARY_FILE = "summary.json"
 
 
-class SummaryError(ValueError):
+class SummaryError(BadInputError):
     """A run folder's summary.json is missing or malformed."""
 
 

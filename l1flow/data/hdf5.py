@@ -21,13 +21,14 @@ import numpy as np
 
 from l1flow.data.layout import N_OBJECTS, OBJECT_GROUPS, LayoutError
 from l1flow.data.sample import BACKGROUND, EventSample, SampleError
+from l1flow.errors import BadInputError
 
 PARTICLES = "Particles"
 #: object-type id of each group in the challenge's fourth column
 TYPE_IDS: dict[str, int] = {"met": 1, "egamma": 2, "muon": 3, "jet": 4}
 
 
-class HDF5FormatError(ValueError):
+class HDF5FormatError(BadInputError):
     """An HDF5 event file is missing, truncated or not in the expected layout."""
 
 
@@ -82,6 +83,12 @@ def read_hdf5(path: str | Path, class_name: str = BACKGROUND) -> EventSample:
                     f"{path}: no dataset {PARTICLES!r} (found: {', '.join(f.keys()) or 'nothing'}); "
                     f"expected the challenge layout ({PARTICLES}: N x 19 x 4)"
                 )
+            for name in (PARTICLES, "labels", "npv", "regions"):
+                if name in f and not isinstance(f[name], h5py.Dataset):
+                    raise HDF5FormatError(
+                        f"{path}: {name!r} is an HDF5 {type(f[name]).__name__.lower()}, not a dataset; "
+                        f"store it as one array ({PARTICLES}: N x 19 x 4)"
+                    )
             particles = f[PARTICLES][()]
             labels = f["labels"][()] if "labels" in f else None
             classes = json.loads(f["labels"].attrs["classes"]) if labels is not None else None

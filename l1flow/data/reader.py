@@ -15,13 +15,14 @@ from pathlib import Path
 from l1flow.data.hdf5 import read_hdf5
 from l1flow.data.root import RootMapping, RootReadError, read_root, shipped_mapping
 from l1flow.data.sample import EventSample
+from l1flow.errors import BadInputError
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _ROOT_MAGIC = b"root"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
-class UnknownFileTypeError(ValueError):
+class UnknownFileTypeError(BadInputError):
     """A file is none of the event formats l1flow reads."""
 
 

@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +42,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from l1flow.data.layout import REGION_SHAPE
 from l1flow.data.sample import EventSample
+from l1flow.errors import BadInputError
 from l1flow.training import networks
 from l1flow.training.preprocessing import PowerOfTwoScaling
 from l1flow.training.specs import CicadaSpec, DenseAESpec, ModelSpec, VAEEncoderSpec
@@ -55,7 +57,7 @@ _SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(ModelSpec)
 _PREDICT_BATCH = 16384
 
 
-class ModelFileError(ValueError):
+class ModelFileError(BadInputError):
     """A saved model folder is missing, incomplete or does not match its spec."""
 
 
@@ -222,7 +224,13 @@ class TrainedModel:
             if not booster_path.is_file():
                 raise ModelFileError(f"{folder}: {BOOSTER_FILE} is missing")
             booster = xgb.Booster()
-            booster.load_model(bytearray(booster_path.read_bytes()))
+            try:
+                booster.load_model(bytearray(booster_path.read_bytes()))
+            except xgb.core.XGBoostError as exc:
+                raise ModelFileError(
+                    f"{booster_path}: truncated or damaged booster file ({str(exc).splitlines()[0]}); "
+                    "restore the model folder or train it again"
+                ) from exc
             firmware_model, companions = booster, {}
         else:
             firmware_model, companions = build_networks(spec, len(preprocessing.groups), metadata)
@@ -263,17 +271,24 @@ def build_networks(spec: Any, n_inputs: int, metadata: dict[str, Any]) -> tuple[
 def _load_keras_weights(path: Path, models: dict[str, tf.keras.Model]) -> None:
     if not path.is_file():
         raise ModelFileError(f"{path.parent}: {path.name} is missing")
-    with np.load(path) as stored:
-        for key, model in models.items():
-            expected = model.get_weights()
-            arrays = [stored[f"{key}/{i:03d}"] for i in range(len(expected)) if f"{key}/{i:03d}" in stored]
-            shapes = [a.shape for a in arrays]
-            if shapes != [w.shape for w in expected]:
-                raise ModelFileError(
-                    f"{path}: the weights of network {key!r} have shapes {shapes}, but its spec builds "
-                    f"{[w.shape for w in expected]}"
-                )
-            model.set_weights(arrays)
+    try:
+        stored = np.load(path)
+        with stored:
+            weights = {name: stored[name] for name in stored.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ModelFileError(
+            f"{path}: truncated or damaged weights file ({exc}); restore the model folder or train it again"
+        ) from exc
+    for key, model in models.items():
+        expected = model.get_weights()
+        arrays = [weights[f"{key}/{i:03d}"] for i in range(len(expected)) if f"{key}/{i:03d}" in weights]
+        shapes = [a.shape for a in arrays]
+        if shapes != [w.shape for w in expected]:
+            raise ModelFileError(
+                f"{path}: the weights of network {key!r} have shapes {shapes}, but its spec builds "
+                f"{[w.shape for w in expected]}"
+            )
+        model.set_weights(arrays)
 
 
 def _replace_folder(staging: Path, folder: Path) -> None:
