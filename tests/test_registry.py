@@ -97,14 +97,14 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
     with pytest.raises(PromotionRefused, match="physics: haa4b efficiency"):
         registry.promote("ae", 2)
     ws = str(workspace)
-    assert _cli("models", "promote", "ae", "2", "--workspace", ws) == 2
+    assert _cli("models", "promote", "ae", "2", "--workspace", ws) == 1
     refusal = capsys.readouterr().err
     assert "refused: ae version 2 does not meet the acceptance criteria" in refusal
     assert "  - physics: haa4b efficiency" in refusal
     (tmp_path / "typo.json").write_text('{"efficiency_tolerance": "lots"}')
-    assert _cli("models", "promote", "ae", "2", "--criteria", str(tmp_path / "typo.json"), "--workspace", ws) == 1
+    assert _cli("models", "promote", "ae", "2", "--criteria", str(tmp_path / "typo.json"), "--workspace", ws) == 2
     assert "typo.json: invalid acceptance criteria: efficiency_tolerance" in capsys.readouterr().err
-    assert _cli("models", "promote", "ae", "2", "--force", "--workspace", ws) == 1
+    assert _cli("models", "promote", "ae", "2", "--force", "--workspace", ws) == 2
     assert registry.show("ae", "production").version == 1
 
     # Forced, recorded with who/when/why and what was overridden.
@@ -149,7 +149,7 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
     assert _cli("models", "show", "ae", "--workspace", ws) == 0
     shown = capsys.readouterr().out
     assert "ae version 1  aliases: production" in shown and "rollback" in shown
-    assert _cli("models", "show", "nope", "3", "--workspace", ws) == 1
+    assert _cli("models", "show", "nope", "3", "--workspace", ws) == 2
     assert "nope version 3 is not in the registry" in capsys.readouterr().err
 
     previous = registry.production_summary(["ae", "bdt", "unknown"])
@@ -279,3 +279,17 @@ def test_concurrent_registration_loses_nothing(tmp_path: Path, workspace: Path) 
     runs_logged = registry.client.search_runs([registry.experiment_id])
     assert sorted(r.info.run_name for r in runs_logged) == ["parallel-0", "parallel-1"]
     assert all(r.info.status == "FINISHED" for r in runs_logged)
+
+
+def test_models_commands_on_a_mistyped_workspace_create_nothing(tmp_path: Path, capsys) -> None:
+    """Issue 18: `models list --workspace <typo>` used to create an empty registry there."""
+    typo = tmp_path / "wrok"
+    for argv in (["list"], ["show", "ae"], ["promote", "ae", "1"], ["fetch", "ae", "--dest", str(tmp_path / "d")]):
+        assert _cli("models", *argv, "--workspace", str(typo)) == 2
+        err = capsys.readouterr().err
+        assert f"--workspace {typo} does not exist" in err and "L1FLOW_WORKSPACE" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _cli("models", "list", "--workspace", str(empty)) == 2
+    assert "holds no registry (no mlflow.db)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any(empty.iterdir())

@@ -128,7 +128,7 @@ def _guarded(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
             return action(args)
         except (StoreError, PayloadError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return exc.exit_code
 
     return run
 

@@ -20,9 +20,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from l1flow.data.layout import N_REGIONS
+from l1flow.errors import BadInputError
 
 
-class PayloadError(ValueError):
+class PayloadError(BadInputError):
     """A conditions payload has a missing, unknown or out-of-range field."""
 
 

@@ -1,8 +1,8 @@
 """`l1flow models list | show | promote | rollback | fetch`.
 
 MLflow is imported only when a command runs, so `l1flow --help` stays fast.
-Exit codes: 0 done, 1 error (message on stderr), 2 promotion refused by the
-acceptance criteria.
+Exit codes: 0 done, 1 promotion refused by the acceptance criteria, 2 bad
+input (no such workspace, model or version; bad criteria file; usage).
 """
 
 from __future__ import annotations
@@ -15,16 +15,26 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from l1flow.errors import BadInputError, VerificationFailed
 from l1flow.registry.criteria import load_criteria
 
 DEFAULT_WORKSPACE_ENV = "L1FLOW_WORKSPACE"
-EXIT_REFUSED = 2
+EXIT_REFUSED = VerificationFailed.exit_code
+EXIT_BAD_INPUT = BadInputError.exit_code
 
 
 def _registry(args: argparse.Namespace) -> Any:
     from l1flow.registry.store import ModelRegistry
 
-    return ModelRegistry(workspace=Path(args.workspace), tracking_uri=args.tracking_uri)
+    workspace = Path(args.workspace)
+    # Opening a registry creates its store: a mistyped --workspace must not become a new, empty registry.
+    if args.tracking_uri is None and not (workspace / "mlflow.db").is_file():
+        what = "does not exist" if not workspace.exists() else "holds no registry (no mlflow.db)"
+        raise BadInputError(
+            f"--workspace {workspace} {what}; give the workspace of a pipeline run (its config's `workspace`) "
+            f"or set ${DEFAULT_WORKSPACE_ENV}"
+        )
+    return ModelRegistry(workspace=workspace, tracking_uri=args.tracking_uri)
 
 
 def _version(text: str) -> int | str:
@@ -48,9 +58,9 @@ def _run(args: argparse.Namespace, action: Any) -> int:
             print(f"  - {failure.name}: {failure.detail}", file=sys.stderr)
         print("Register a version that passes, or use --force --reason \"why\" (recorded).", file=sys.stderr)
         return EXIT_REFUSED
-    except (RegistryError, BundleError, CriteriaFileError) as error:
+    except (BadInputError, RegistryError, BundleError, CriteriaFileError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -97,7 +107,7 @@ def _show(args: argparse.Namespace) -> int:
 def _promote(args: argparse.Namespace) -> int:
     if args.force and not (args.reason or "").strip():
         print("error: --force needs --reason \"why\"; the reason is recorded with the version", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     criteria = load_criteria(Path(args.criteria)) if args.criteria else None
     entry = _registry(args).promote(
         args.name, _version(args.version), force=args.force, reason=args.reason or "", criteria=criteria
