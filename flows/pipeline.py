@@ -98,7 +98,8 @@ def physics(config: PipelineConfig, model: TrainedModel, dataset: data_steps.Dat
 def register(config: PipelineConfig, workspace: Workspace, run_dir: Path) -> list[dict[str, Any]]:
     registry = publish.open_registry(config, workspace)
     return [
-        {"name": v.name, "version": v.version, "promoted": v.promoted, "verdict": v.verdict.reason()}
+        {"name": v.name, "version": v.version, "promoted": v.promoted, "matched_existing": v.matched,
+         "verdict": v.verdict.reason()}
         for v in publish.register(config, registry, run_dir)
     ]
 

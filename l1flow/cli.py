@@ -22,6 +22,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # The library reports each stage's progress on the "l1flow" logger; Prefect prints it.
     logging.getLogger("l1flow").setLevel(logging.INFO)
     summary_path = run_pipeline(args.config, overrides=args.set, workspace=args.workspace)
+    from l1flow.pipeline.publish import registration_line
+    from l1flow.runfolder import read_summary
+
+    for entry in read_summary(summary_path).get("registry", []):
+        print(registration_line(entry["name"], entry["version"], entry.get("matched_existing", False),
+                                entry["promoted"], entry["verdict"]))
     print(f"run folder: {summary_path.parent}")
     return 0
 

@@ -293,3 +293,22 @@ def test_models_commands_on_a_mistyped_workspace_create_nothing(tmp_path: Path, 
     assert _cli("models", "list", "--workspace", str(empty)) == 2
     assert "holds no registry (no mlflow.db)" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any(empty.iterdir())
+
+
+def test_identical_run_registers_no_new_version(tmp_path: Path, workspace: Path) -> None:
+    """Issue 18: a rerun with identical weights and firmware under the same conditions matches version N."""
+    registry = ModelRegistry(workspace=workspace)
+    (first,) = registry.record_run(make_run_folder(tmp_path / "r1", run_id="r1", seed=3), CRITERIA)
+    assert (first.version, first.promoted, first.matched) == (1, True, False)
+    runs_before = len(registry.client.search_runs([registry.experiment_id]))
+    # the same model again, from another pipeline run folder
+    (again,) = registry.record_run(make_run_folder(tmp_path / "r2", run_id="r2", seed=3), CRITERIA)
+    assert (again.version, again.matched, again.promoted) == (1, True, False)
+    assert registry.versions("ae") == [1] and registry.show("ae", "production").version == 1
+    assert len(registry.client.search_runs([registry.experiment_id])) == runs_before  # no MLflow run either
+    # the same weights under other conditions, and other weights under the same conditions, are new versions
+    (other_iov,) = registry.record_run(make_run_folder(tmp_path / "r3", run_id="r3", seed=3, first_run=391000),
+                                       CRITERIA)
+    (other_weights,) = registry.record_run(make_run_folder(tmp_path / "r4", run_id="r4", seed=4), CRITERIA)
+    assert (other_iov.version, other_iov.matched, other_weights.version, other_weights.matched) == (2, False, 3, False)
+    assert registry.versions("ae") == [1, 2, 3]
