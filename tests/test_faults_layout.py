@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from l1flow.compare import Comparison
 from l1flow.conditions.payload import ConditionsPayload
