@@ -17,6 +17,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # The whole config is checked before Prefect and TensorFlow are imported (which takes
     # seconds): a bad field comes back at once. The flow checks it again for deployments.
     check_runnable(load_config(args.config, args.set), args.config, args.workspace)
+    from l1flow.runguard import GUARDED_ENV, run_guarded
+
+    if not os.environ.get(GUARDED_ENV):
+        # the pipeline runs under a guard that ends its server and simulators even after a kill -9 of this process
+        argv = [*(["--debug"] if args.debug else []), "run", str(args.config)]
+        argv += [*(["--workspace", str(args.workspace)] if args.workspace is not None else [])]
+        for override in args.set:
+            argv += ["--set", override]
+        return run_guarded(argv)
     from flows.pipeline import run_pipeline
 
     # The library reports each stage's progress on the "l1flow" logger; Prefect prints it.
