@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from l1flow.conditions.change import ChangeTolerances
-from l1flow.conditions.drift import DriftThresholds
+from l1flow.conditions.drift_thresholds import DriftThresholds
 from l1flow.errors import BadInputError
 from l1flow.fpga_parts import KNOWN_PARTS, close_parts
 from l1flow.registry.criteria import AcceptanceCriteria

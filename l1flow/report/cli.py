@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from l1flow.registry.criteria import CriteriaFileError, load_criteria
-from l1flow.report.content import ReportError
 from l1flow.runfolder import SummaryError, read_summary
-from l1flow.report.html import render_report
 
 
 def _previous(args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
@@ -32,6 +30,10 @@ def _previous(args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    # the report imports matplotlib (seconds): only when this command runs, not for every `l1flow` command
+    from l1flow.report.content import ReportError
+    from l1flow.report.html import render_report
+
     run_dir = Path(args.run_dir)
     try:
         criteria = load_criteria(Path(args.criteria)) if args.criteria else None
