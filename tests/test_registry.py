@@ -304,6 +304,11 @@ def test_identical_run_registers_no_new_version(tmp_path: Path, workspace: Path)
     # the same model again, from another pipeline run folder
     (again,) = registry.record_run(make_run_folder(tmp_path / "r2", run_id="r2", seed=3), CRITERIA)
     assert (again.version, again.matched, again.promoted) == (1, True, False)
+    from l1flow.pipeline.publish import registration_line
+
+    assert registration_line("ae", again.version, again.matched, again.promoted, "") == (
+        "ae: matched version 1 (identical weights and firmware under the same conditions); no new version registered"
+    )
     assert registry.versions("ae") == [1] and registry.show("ae", "production").version == 1
     assert len(registry.client.search_runs([registry.experiment_id])) == runs_before  # no MLflow run either
     # the same weights under other conditions, and other weights under the same conditions, are new versions
