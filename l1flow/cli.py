@@ -22,7 +22,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not os.environ.get(GUARDED_ENV):
         # the pipeline runs under a guard that ends its server and simulators even after a kill -9 of this process
         argv = [*(["--debug"] if args.debug else []), "run", str(args.config)]
-        argv += [*(["--workspace", str(args.workspace)] if args.workspace is not None else [])]
+        if args.workspace is not None:
+            argv += ["--workspace", str(args.workspace)]
         for override in args.set:
             argv += ["--set", override]
         return run_guarded(argv)
