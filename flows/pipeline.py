@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
-from l1flow.config import PipelineConfig, load_config
+from l1flow.config import PipelineConfig, check_runnable, load_config
 from l1flow.pipeline import data_steps, firmware_steps, publish
 from l1flow.pipeline.workspace import Workspace
 from l1flow.report import render_report, report_artifacts
@@ -96,7 +100,8 @@ def physics(config: PipelineConfig, model: TrainedModel, dataset: data_steps.Dat
 def register(config: PipelineConfig, workspace: Workspace, run_dir: Path) -> list[dict[str, Any]]:
     registry = publish.open_registry(config, workspace)
     return [
-        {"name": v.name, "version": v.version, "promoted": v.promoted, "verdict": v.verdict.reason()}
+        {"name": v.name, "version": v.version, "promoted": v.promoted, "matched_existing": v.matched,
+         "verdict": v.verdict.reason()}
         for v in publish.register(config, registry, run_dir)
     ]
 
@@ -130,7 +135,7 @@ def l1flow_pipeline(
     began = time.perf_counter()
     started = datetime.now(UTC).isoformat()
     config = load_config(config_path, overrides)
-    ws = Workspace(Path(workspace) if workspace else config.workspace)
+    ws = Workspace(check_runnable(config, config_path, Path(workspace) if workspace else None))
     run = ws.new_run(config.name, config.content_hash())
     logger.info("run folder (until published): %s", run.path)
     try:

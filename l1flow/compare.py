@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from l1flow.config import load_config
+from l1flow.data.layout import check_layout
 from l1flow.data.reader import read_events
 from l1flow.errors import BadInputError
 from l1flow.fileio import write_json_atomic
@@ -54,12 +55,29 @@ class Comparison:
         csim = r["emulation_vs_csim"]
         lines = [
             f"model {self.model} on {self.data_file}: {fid['events']} events",
-            f"  software vs emulation: {fid['fraction_differing']:.6g} of events differ, "
-            f"max |diff| {fid['max_abs_diff']:.6g}, 99.9% quantile {fid['abs_diff_quantiles']['0.999']:.6g}",
+            (
+                f"  software vs emulation: {fid['events_differing']} of {fid['events']} events differ "
+                f"({100 * fid['fraction_differing']:.4g}%), max |diff| {fid['max_abs_diff']:.6g}, "
+                f"99.9% quantile {fid['abs_diff_quantiles']['0.999']:.6g}"
+            ),
             f"  trigger decisions at {r['working_point_khz']} kHz (threshold {r['threshold']:.6g}): "
             f"{r['decision_agreement']:.6f} agree",
             f"  emulation vs {csim['source']}: {csim['mismatches']} of {csim['events']} events differ",
         ]
+        layout = r["outside_layout"]
+        outside = layout["features"]
+        if outside:
+            lines.append(
+                f"  inputs outside the physical layout: {layout['events_outside']} of {layout['events']} events "
+                f"(saturated or wrapped by the hardware units before the firmware sees them):"
+            )
+            lines += [
+                f"    {f['feature']}: {f['count']} object(s) outside {f['limit']} ({f['effect']}; "
+                f"furthest {f['extreme']:g})"
+                for f in outside
+            ]
+        else:
+            lines.append("  inputs outside the physical layout: none")
         overflowed = [o for o in r["overflow"] if o["overflowed"]]
         if overflowed:
             lines.append("  overflows (saturated or wrapped values):")
@@ -68,6 +86,10 @@ class Comparison:
                 f"(high {o['saturated_high']}, low {o['saturated_low']}, wrapped {o['wrapped']})"
                 for o in overflowed
             ]
+        elif outside:
+            lines.append(
+                "  overflows: none in any layer, but the inputs above saturated or wrapped at the hardware units"
+            )
         else:
             lines.append("  overflows: none in any layer")
         lines.append(f"  residual plot: {self.plot}")
@@ -135,6 +157,7 @@ def compare_run_model(
             "events": n_csim,
             "mismatches": int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1))),
         },
+        "outside_layout": check_layout(sample.objects).to_dict(),
         "overflow": overflow,
     }
     out_dir = Path(out_dir)

@@ -10,22 +10,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from l1flow.conditions.change import ChangeTolerances
-from l1flow.conditions.drift import DriftThresholds
+from l1flow.conditions.drift_thresholds import DriftThresholds
 from l1flow.errors import BadInputError
+from l1flow.fpga_parts import KNOWN_PARTS, close_parts
 from l1flow.registry.criteria import AcceptanceCriteria
 from l1flow.settings import DEFAULT_WORKSPACE
-from l1flow.training.specs import ModelSpec
+from l1flow.training.specs import ModelSpec, check_folder_name
+
+#: the ROOT branch mappings shipped with l1flow (``data.mapping`` may name one instead of a file)
+MAPPINGS_DIR = Path(__file__).parent / "data" / "mappings"
 
 
 class ConfigError(BadInputError):
-    """The configuration file is missing, unreadable or has a bad field."""
+    """The configuration file is missing, unreadable or has a bad field (exit 2)."""
 
 
 class _Section(BaseModel):
@@ -56,12 +70,39 @@ class TriggerConfig(_Section):
     crossing_rate_mhz: float = Field(28.61, gt=0)
     working_point_khz: float = Field(1.0, gt=0)
 
+    @field_validator("working_point_khz")
+    @classmethod
+    def _rate_below_crossings(cls, value: float, info: ValidationInfo) -> float:
+        # a trigger cannot fire more often than bunches cross; such a working point accepts every event
+        crossing_mhz = info.data.get("crossing_rate_mhz")
+        if crossing_mhz is not None and value >= crossing_mhz * 1000.0:
+            raise ValueError(
+                f"{value:g} kHz is not below the crossing rate ({crossing_mhz:g} MHz = {crossing_mhz * 1000:g} kHz); "
+                "a working point is a trigger rate in kHz, such as 1.0"
+            )
+        return value
+
 
 class FirmwareConfig(_Section):
+    part_unlisted: bool = Field(
+        False, description="accept a part missing from l1flow's table (`l1flow parts`), e.g. a new device"
+    )
     part: str = "xcvu9p-flgb2104-2L-e"
     clock_period_ns: float = Field(5.0, gt=0)
     hls_backend: Literal["Vitis", "Vivado"] = "Vitis"
     io_type: Literal["io_parallel"] = "io_parallel"
+
+    @field_validator("part")
+    @classmethod
+    def _known_part(cls, value: str, info: ValidationInfo) -> str:
+        if value in KNOWN_PARTS or info.data.get("part_unlisted"):
+            return value
+        close = close_parts(value)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ValueError(
+            f"{value!r} is not a known FPGA part; {hint}`l1flow parts` lists the known ones; "
+            "for a part missing from that list set firmware.part_unlisted: true"
+        )
 
 
 class VerifyConfig(_Section):
@@ -86,7 +127,7 @@ class RegistryConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
     seed: int = 1
     workspace: Path = DEFAULT_WORKSPACE
     conditions: ConditionsConfig = Field(default_factory=ConditionsConfig)
@@ -98,6 +139,8 @@ class PipelineConfig(_Section):
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     acceptance: AcceptanceCriteria = Field(default_factory=AcceptanceCriteria)
+
+    _name_is_folder = field_validator("name")(check_folder_name)
 
     @model_validator(mode="after")
     def _unique_model_names(self) -> PipelineConfig:
@@ -157,6 +200,62 @@ def load_config(path: Path | str, overrides: list[str] | None = None) -> Pipelin
         lines = [f"{path}: invalid configuration"]
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]) or "(top level)"
-            lines.append(f"  {where}: {error['msg']}")
+            lines.append(f"  {where}: {error['msg'].removeprefix('Value error, ')}")
         raise ConfigError("\n".join(lines)) from None
     return config
+
+
+def check_runnable(config: PipelineConfig, where: Path | str, workspace: Path | None = None) -> Path:
+    """Check what a run needs outside the file (input paths, a writable workspace); return the workspace.
+
+    Called before any heavy import, so a typo in a path is reported in a
+    second instead of after the server and TensorFlow have started. ``where``
+    names the configuration file in the messages; ``workspace`` overrides the
+    config's.
+    """
+    problems: list[str] = []
+    if config.data.source != "generator":
+        source = Path(config.data.source)
+        if not source.is_file():
+            problems.append(f"data.source: {source} is not a file; give an HDF5 or ROOT event file, or 'generator'")
+    if config.data.mapping is not None:
+        mapping = Path(config.data.mapping)
+        shipped = MAPPINGS_DIR / f"{mapping.name.removesuffix('.yaml')}.yaml"
+        if not mapping.is_file() and not (mapping.parent == Path(".") and shipped.is_file()):
+            known = ", ".join(sorted(p.stem for p in MAPPINGS_DIR.glob("*.yaml")))
+            problems.append(f"data.mapping: {mapping} is neither a YAML file nor a shipped mapping ({known})")
+    if config.conditions.store is not None:
+        store = Path(config.conditions.store)
+        if store.is_dir():
+            problems.append(f"conditions.store: {store} is a folder; give the SQLite file's path")
+        elif not store.parent.is_dir():
+            problems.append(
+                f"conditions.store: the folder {store.parent} does not exist; create it or fix the path"
+            )
+    chosen = Path(workspace) if workspace is not None else config.workspace
+    field = "--workspace" if workspace is not None else "workspace"
+    problem = workspace_problem(chosen)
+    if problem:
+        problems.append(f"{field}: {problem}")
+    if problems:
+        raise ConfigError("\n".join([f"{where}: cannot run", *(f"  {p}" for p in problems)]))
+    return chosen
+
+
+def workspace_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a workspace (a file, or not writable), or None if it can."""
+    existing = Path(os.path.abspath(path))
+    while not existing.exists():
+        existing = existing.parent
+    if existing != Path(os.path.abspath(path)) and not existing.is_dir():
+        return f"{path} cannot be created: {existing} is a file"
+    if not existing.is_dir():
+        return f"{path} is a file, not a folder; choose a folder for the workspace"
+    # a real write, not os.access: root passes os.access on a read-only file system or /proc
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        what = "is" if existing == Path(os.path.abspath(path)) else f"would be created in {existing}, which is"
+        return f"{path} {what} not writable ({exc.strerror}); choose a folder you can write to"
+    return None

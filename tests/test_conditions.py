@@ -233,3 +233,25 @@ def test_cli_errors_name_the_field_and_exit_2(tmp_path, capsys) -> None:
     assert _cli("conditions", "list", "--store", str(tmp_path / "missing.sqlite")) == 2
     assert "no conditions store here" in capsys.readouterr().err
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_an_iov_inside_an_existing_one_is_refused_and_the_store_is_unchanged(tmp_path, capsys) -> None:
+    """Issue 18: inserting run 150 between IOVs at 1 and 200 used to cut 1-199 to 1-149 silently."""
+    path = tmp_path / "c.sqlite"
+    with ConditionsStore(path) as store:
+        store.add("L1", 1, NOMINAL)
+        store.add("L1", 200, _era(jet=1.05))
+        with pytest.raises(StoreError, match=r"run 150 falls inside the IOV 1-199; adding it would cut that IOV "
+                                             r"to 1-149\. IOVs are only appended: add the new conditions at a run "
+                                             r"after 200, or under a new tag"):
+            store.add("L1", 150, _era(jet=1.1))
+        with pytest.raises(StoreError, match=r"run 0 falls before its first IOV \(run 1\)"):
+            store.add("L1", 0, _era(jet=1.1))
+        assert [(i.first_run, i.last_run) for i in store.list("L1")] == [(1, 199), (200, None)]
+        store.add("L1", 300, _era(jet=1.1))  # appending still works
+    assert _cli("conditions", "add", "L1", "--first-run", "250", "--set", "calibration.jet=1.2",
+                "--store", str(path)) == 2
+    err = capsys.readouterr().err
+    assert "run 250 falls inside the IOV 200-299" in err and str(path) in err
+    with ConditionsStore(path) as store:
+        assert [i.first_run for i in store.list("L1")] == [1, 200, 300]

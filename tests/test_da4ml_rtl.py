@@ -84,6 +84,30 @@ def test_every_cast_mode_in_verilator_matches_ap_fixed(tmp_path, rtl_cache):
         assert got[word - SOURCE.min_word, conv] == even
 
 
+@pytest.mark.slow
+def test_truncated_or_swapped_cached_sim_is_rebuilt_with_a_warning(tmp_path, rtl_cache, caplog):
+    """Issue 18: a damaged cached `sim` used to be run as is (and segfault); its hash is checked on use."""
+    import shutil
+
+    from l1flow.recovery import entry_problem
+
+    comb = _trace_casts(SOURCE, CAST_TARGETS[:3])
+    design = generate_rtl(comb, [Format(SOURCE)], [Format(t) for t in CAST_TARGETS[:3]], top="casts3")
+    exe = _build(design, tmp_path, "first", rtl_cache)
+    good = exe.read_bytes()
+    shutil.copy("/bin/true", exe)  # swapped
+    assert entry_problem(exe.parent) == "sim does not match its recorded sha256"
+    exe.write_bytes(good[: len(good) // 3])  # truncated
+    with caplog.at_level("WARNING", logger="l1flow.recovery"):
+        again = _build(design, tmp_path, "second", rtl_cache)
+    assert again == exe and again.read_bytes() == good
+    assert "cached Verilator build of casts3 from " in caplog.text
+    assert f"{exe.parent} is damaged (sim does not match its recorded sha256)" in caplog.text
+    words = np.arange(SOURCE.min_word, SOURCE.max_word + 1, dtype=np.int64)
+    expected = np.stack([fixed.convert(words, SOURCE, t) for t in CAST_TARGETS[:3]], axis=1)
+    assert np.count_nonzero(run_simulator(again, words[:, None], 3, threads=2) != expected) == 0
+
+
 # --------------------------------------------------------------------------- a QKeras net, end to end
 
 EVENTS = 4000

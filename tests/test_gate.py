@@ -302,3 +302,34 @@ def test_one_changed_constant_in_rtl_fails_the_gate(tmp_path: Path) -> None:
     assert report.mismatched_events == reaching_leaf
     assert report.outputs[0].max_word_diff == 4
     assert report.first_mismatches[0].event == int(np.flatnonzero(leaf0 == 0b11)[0])
+
+
+def test_gate_command_wording_and_exit_codes(stimulus: VectorSet, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A structural failure says what failed (not "0 of 0 events differ"), exit 1; a missing folder is exit 2."""
+    from l1flow.cli import main
+
+    folder = stimulus.result(stimulus.output_words, source="verilator").save(tmp_path / "result")
+    lines = (folder / "outputs.txt").read_text().splitlines(keepends=True)
+    (folder / "outputs.txt").write_text("".join(lines[:-3]))
+    markdown = tmp_path / "gate.md"
+    assert main(["gate", str(tmp_path / "stimulus"), str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL: result readable: ") and "outputs.txt" in out and "no events compared" in out
+    assert "0 of 0" not in out
+
+    # one flipped bit: a real mismatch, counted
+    words = stimulus.output_words.copy()
+    words[5, 1] = flip_bit(int(words[5, 1]), 0, Y_T.width)
+    stimulus.result(words, source="verilator").save(tmp_path / "flipped")
+    assert main(["gate", str(tmp_path / "stimulus"), str(tmp_path / "flipped")]) == 1
+    assert capsys.readouterr().out.startswith(f"FAIL: 1 of {EVENTS} events differ (1 words)")
+
+    for expected, result, named in ((tmp_path / "stimulus", tmp_path / "no_such_result", "result"),
+                                    (tmp_path / "no_such_stimulus", folder, "expected")):
+        code = main(["gate", str(expected), str(result), "--markdown", str(markdown)])
+        err = capsys.readouterr().err
+        assert code == 2
+        missing = result if named == "result" else expected
+        assert f"{missing}: no such {named} folder" in err and "meta.json" in err
+        assert not markdown.exists()

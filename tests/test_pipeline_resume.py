@@ -20,6 +20,7 @@ import pytest
 from l1flow.config import load_config
 from l1flow.pipeline import data_steps
 from l1flow.pipeline.workspace import Workspace
+from l1flow.recovery import MANIFEST_FILE, entry_problem
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = [
@@ -87,8 +88,40 @@ def test_build_killed_midway_leaves_nothing_that_looks_finished(tmp_path: Path) 
 
     ws = Workspace(ws_root)
     assert not (ws.cache / "things" / "key1").exists()
-    built = ws.cached("things", "key1", lambda folder: (folder / "done.txt").write_text("done"))
-    assert sorted(p.name for p in built.iterdir()) == ["done.txt"]
+    # the killed build's temporary folder names its (dead) process: the next run removes it
+    (leftover,) = (ws.cache / "things").glob(".key1.*")
+    assert ws.remove_stale() == [leftover] and not leftover.exists()
+    builds: list[Path] = []
+
+    def build(folder: Path) -> None:
+        builds.append(folder)
+        (folder / "done.txt").write_text("done")
+
+    built = ws.cached("things", "key1", build)
+    assert sorted(p.name for p in built.iterdir()) == [MANIFEST_FILE, "done.txt"]
+    assert ws.cached("things", "key1", build) == built and len(builds) == 1  # reused
+
+
+def test_damaged_cache_entry_is_rebuilt_with_a_warning_naming_it(tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    ws = Workspace(tmp_path / "work")
+    builds: list[Path] = []
+
+    def build(folder: Path) -> None:
+        builds.append(folder)
+        (folder / "weights.npz").write_bytes(bytes(range(256)) * 4)
+
+    entry = ws.cached("models", "k" * 64, build)
+    (entry / "weights.npz").write_bytes(bytes(range(256)) * 2)  # truncated after it was written
+    with caplog.at_level("WARNING", logger="l1flow.recovery"):
+        again = ws.cached("models", "k" * 64, build)
+    assert again == entry and len(builds) == 2
+    assert (again / "weights.npz").read_bytes() == bytes(range(256)) * 4
+    assert f"cached model {entry} is damaged (weights.npz does not match its recorded sha256)" in caplog.text
+    (entry / "extra.bin").write_bytes(b"swapped in")
+    assert entry_problem(entry) == "extra.bin was added"
+    (entry / MANIFEST_FILE).unlink()
+    assert "has no .l1flow-content.json" in (entry_problem(entry) or "")
 
 
 def test_two_runs_building_the_same_artifact_at_once_both_succeed(tmp_path: Path) -> None:

@@ -299,3 +299,32 @@ def test_root_file_copied_elsewhere_reads_the_same(shared_data: Path, tmp_path) 
     shutil.copy(shared_data / HZZ, copy)
     assert file_kind(copy) == "root"
     assert read_events(copy, "uproot_hzz").content_hash() == read_events(shared_data / HZZ, "uproot_hzz").content_hash()
+
+
+def test_particles_stored_as_a_group_names_the_file(tmp_path) -> None:
+    path = tmp_path / "group.h5"
+    with h5py.File(path, "w") as f:
+        f.create_group("Particles").create_dataset("pt", data=np.zeros((3, 19)))
+    with pytest.raises(HDF5FormatError, match=r"group\.h5: 'Particles' is an HDF5 group, not a dataset") as info:
+        read_hdf5(path)
+    assert info.value.exit_code == 2
+
+
+def test_jagged_or_float_count_and_pileup_branches_are_refused(tmp_path) -> None:
+    """A count or pile-up column must be one integer per event: a jagged or float branch names itself."""
+    good = {"nMu": np.array([2, 1], dtype=np.int32), "Mu_px": ak.Array([[10.0, 3.0], [5.0]]),
+            "Mu_py": ak.Array([[1.0, 2.0], [3.0]]), "Mu_pz": ak.Array([[0.0, 1.0], [2.0]])}
+    path = _write_tree(tmp_path / "b.root", **good, npv_float=np.array([12.0, 30.5]),
+                       npv_jagged=ak.Array([[1, 2], [3]]), npv_int=np.array([12, 30], dtype=np.int32))
+    assert read_root(path, _muon_mapping(pileup="npv_int")).npv.tolist() == [12, 30]
+    with pytest.raises(RootReadError, match=r"b\.root: pile-up branch 'npv_float' holds float64 per event; "
+                                            r"it must hold one integer count per event"):
+        read_root(path, _muon_mapping(pileup="npv_float"))
+    with pytest.raises(RootReadError, match=r"pile-up branch 'npv_jagged' holds var \* int64 per event"):
+        read_root(path, _muon_mapping(pileup="npv_jagged"))
+    # a jagged branch named as a collection's count
+    mapping = RootMapping.from_dict({"tree": "events", "objects": {"muon": [
+        {"count": "npv_jagged", "cartesian": {"px": "Mu_px", "py": "Mu_py", "pz": "Mu_pz"}}]}})
+    with pytest.raises(RootReadError, match=r"count branch 'npv_jagged' holds var \* int64 per event") as info:
+        read_root(path, mapping)
+    assert info.value.exit_code == 2

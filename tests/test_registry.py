@@ -277,3 +277,41 @@ def test_concurrent_registration_loses_nothing(tmp_path: Path, workspace: Path) 
     runs_logged = registry.client.search_runs([registry.experiment_id])
     assert sorted(r.info.run_name for r in runs_logged) == ["parallel-0", "parallel-1"]
     assert all(r.info.status == "FINISHED" for r in runs_logged)
+
+
+def test_models_commands_on_a_mistyped_workspace_create_nothing(tmp_path: Path, capsys) -> None:
+    """Issue 18: `models list --workspace <typo>` used to create an empty registry there."""
+    typo = tmp_path / "wrok"
+    for argv in (["list"], ["show", "ae"], ["promote", "ae", "1"], ["fetch", "ae", "--dest", str(tmp_path / "d")]):
+        assert _cli("models", *argv, "--workspace", str(typo)) == 2
+        err = capsys.readouterr().err
+        assert f"--workspace {typo} does not exist" in err and "L1FLOW_WORKSPACE" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _cli("models", "list", "--workspace", str(empty)) == 2
+    assert "holds no registry (no mlflow.db)" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"] and not any(empty.iterdir())
+
+
+def test_identical_run_registers_no_new_version(tmp_path: Path, workspace: Path) -> None:
+    """Issue 18: a rerun with identical weights and firmware under the same conditions matches version N."""
+    registry = ModelRegistry(workspace=workspace)
+    (first,) = registry.record_run(make_run_folder(tmp_path / "r1", run_id="r1", seed=3), CRITERIA)
+    assert (first.version, first.promoted, first.matched) == (1, True, False)
+    runs_before = len(registry.client.search_runs([registry.experiment_id]))
+    # the same model again, from another pipeline run folder
+    (again,) = registry.record_run(make_run_folder(tmp_path / "r2", run_id="r2", seed=3), CRITERIA)
+    assert (again.version, again.matched, again.promoted) == (1, True, False)
+    from l1flow.pipeline.publish import registration_line
+
+    assert registration_line("ae", again.version, again.matched, again.promoted, "") == (
+        "ae: matched version 1 (identical weights and firmware under the same conditions); no new version registered"
+    )
+    assert registry.versions("ae") == [1] and registry.show("ae", "production").version == 1
+    assert len(registry.client.search_runs([registry.experiment_id])) == runs_before  # no MLflow run either
+    # the same weights under other conditions, and other weights under the same conditions, are new versions
+    (other_iov,) = registry.record_run(make_run_folder(tmp_path / "r3", run_id="r3", seed=3, first_run=391000),
+                                       CRITERIA)
+    (other_weights,) = registry.record_run(make_run_folder(tmp_path / "r4", run_id="r4", seed=4), CRITERIA)
+    assert (other_iov.version, other_iov.matched, other_weights.version, other_weights.matched) == (2, False, 3, False)
+    assert registry.versions("ae") == [1, 2, 3]

@@ -161,6 +161,19 @@ def test_save_load_roundtrip_and_tamper_detection(ae: TrainedModel, validation_s
         TrainedModel.load(tmp_path / "missing")
 
 
+def test_truncated_weights_file_names_the_file(ae: TrainedModel, tmp_path: Path, capsys) -> None:
+    from l1flow.cli import main
+
+    folder = ae.save(tmp_path / "ae")
+    weights = folder / "weights.npz"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelFileError, match=r"weights\.npz: truncated or damaged weights file .*train it again"):
+        TrainedModel.load(folder)
+    assert main(["model-info", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert str(weights) in err and "truncated" in err and "Traceback" not in err
+
+
 def test_warm_start_continues_from_production(ae: TrainedModel, train_sample: EventSample,
                                               validation_sample: EventSample, tmp_path: Path) -> None:
     production = ae.save(tmp_path / "production")
@@ -229,6 +242,10 @@ def test_bdt_classifier_margin_and_determinism(train_sample: EventSample, valida
     assert train_model(spec, train_sample, validation_sample, seed=4).weights_hash() == bdt.weights_hash()
     loaded = TrainedModel.load(bdt.save(tmp_path / "bdt"))
     assert np.array_equal(loaded.score(validation_sample), scores)
+    cut = bdt.save(tmp_path / "cut") / "booster.json"
+    cut.write_bytes(cut.read_bytes()[:1000])
+    with pytest.raises(ModelFileError, match=r"booster\.json: truncated or damaged booster file"):
+        TrainedModel.load(tmp_path / "cut")
     # warm start keeps the trees (firmware size) and refits their leaves
     warm = train_model(spec.model_copy(update={"warm_start": True}), validation_sample, train_sample, seed=4,
                        warm_start_from=tmp_path / "bdt")

@@ -62,7 +62,8 @@ def test_stat_errors_name_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_synth_counts_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_synth_counts_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                caplog: pytest.LogCaptureFixture) -> None:
     job = tiny_job()
     work = tmp_path / "work"
     report = YosysRunner().run(job, work)
@@ -81,6 +82,13 @@ def test_synth_counts_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
     assert YosysRunner().run(job, work) == report
     assert [p.name for p in work.iterdir()] == [job.job_hash()]
+    # a stored result edited after it was written fails its sha256 manifest: removed, synthesized again
+    monkeypatch.undo()
+    stored = work / job.job_hash() / "report.json"
+    stored.write_text(stored.read_text().replace(f'"ff": {r.ff}', '"ff": 1'))
+    with caplog.at_level("WARNING", logger="l1flow.recovery"):
+        assert YosysRunner().run(job, work) == report
+    assert f"cached synthesis result {work / job.job_hash()} is damaged (report.json does not match" in caplog.text
 
 
 @pytest.mark.slow

@@ -2,8 +2,9 @@
 
 MLflow is imported only when a command runs, so `l1flow --help` stays fast.
 The registry lives in the workspace: ``--workspace``, else ``$L1FLOW_WORKSPACE``,
-else ``work`` (where ``l1flow run`` registers its versions). A promotion refused
-by the acceptance criteria is a failed check (exit 1).
+else ``work`` (where ``l1flow run`` registers its versions). Exit codes: 0 done,
+1 promotion refused by the acceptance criteria, 2 bad input (no such workspace,
+model or version; bad criteria file; usage).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from l1flow.settings import settings
 def _registry(args: argparse.Namespace) -> Any:
     from l1flow.registry.store import ModelRegistry
 
-    return ModelRegistry(workspace=args.workspace or settings().workspace, tracking_uri=args.tracking_uri)
+    workspace = Path(args.workspace or settings().workspace)
+    # Opening a registry creates its store: a mistyped --workspace must not become a new, empty registry.
+    if args.tracking_uri is None and not (workspace / "mlflow.db").is_file():
+        what = "does not exist" if not workspace.exists() else "holds no registry (no mlflow.db)"
+        raise BadInputError(
+            f"--workspace {workspace} {what}; give the workspace of a pipeline run (its config's `workspace`) "
+            f"or set $L1FLOW_WORKSPACE"
+        )
+    return ModelRegistry(workspace=workspace, tracking_uri=args.tracking_uri)
 
 
 def _version(text: str) -> int | str:

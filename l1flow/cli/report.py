@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from l1flow.registry.criteria import load_criteria
-from l1flow.report.html import render_report
 from l1flow.runfolder import read_summary
 from l1flow.settings import settings
 
@@ -31,6 +30,9 @@ def _previous(args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    # the report imports matplotlib (seconds): only when this command runs, not for every `l1flow` command
+    from l1flow.report.html import render_report
+
     run_dir = Path(args.run_dir)
     criteria = load_criteria(Path(args.criteria)) if args.criteria else None
     path = render_report(run_dir, _previous(args, run_dir), criteria, Path(args.output) if args.output else None)

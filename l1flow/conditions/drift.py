@@ -30,11 +30,10 @@ from dataclasses import dataclass, field
 
 import numba
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from l1flow.conditions.drift_thresholds import FINE_BINS, DriftThresholds
 from l1flow.errors import BadInputError
 
-FINE_BINS = 8192
 EDGE_SUBSAMPLE = 50_000
 PSI_FLOOR = 1e-4
 TABLE_BITS = 16
@@ -43,21 +42,6 @@ TABLE_SIZE = 1 << TABLE_BITS
 
 class DriftInputError(BadInputError):
     """The samples given to drift detection are malformed."""
-
-
-class DriftThresholds(BaseModel):
-    """When a feature counts as drifted, and when the sample does.
-
-    A feature drifts when its PSI exceeds ``psi`` or its KS statistic exceeds
-    ``ks``; the sample drifts when at least ``min_drifted_features`` do.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    psi: float = Field(0.1, gt=0, le=10, description="PSI above which a feature drifts")
-    ks: float = Field(0.05, gt=0, le=1, description="KS statistic above which a feature drifts")
-    n_bins: int = Field(10, ge=2, le=FINE_BINS, description="reference-quantile bins of the PSI")
-    min_drifted_features: int = Field(1, ge=1, description="drifted features that make the sample drift")
 
 
 @dataclass(frozen=True)

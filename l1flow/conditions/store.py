@@ -143,6 +143,17 @@ class ConditionsStore:
                 f"{self.path}: tag {tag!r} already has an IOV starting at run {first_run}; "
                 f"add the new conditions at a later run (IOVs are never overwritten)"
             )
+        later = db.execute("SELECT MIN(first_run) FROM iovs WHERE tag = ? AND first_run > ?", (tag, first_run)).fetchone()[0]
+        if later is not None:
+            # IOVs are open-ended until the next one: inserting inside one would silently cut it short
+            before = db.execute("SELECT MAX(first_run) FROM iovs WHERE tag = ? AND first_run < ?", (tag, first_run)).fetchone()[0]
+            inside = f"inside the IOV {before}-{later - 1}" if before is not None else f"before its first IOV (run {later})"
+            last = db.execute("SELECT MAX(first_run) FROM iovs WHERE tag = ?", (tag,)).fetchone()[0]
+            shortened = f"cut that IOV to {before}-{first_run - 1}" if before is not None else "change past runs"
+            raise StoreError(
+                f"{self.path}: tag {tag!r}: run {first_run} falls {inside}; adding it would {shortened}. "
+                f"IOVs are only appended: add the new conditions at a run after {last}, or under a new tag"
+            )
         digest = payload.content_hash()
         db.execute("INSERT OR IGNORE INTO payloads VALUES (?, ?)", (digest, json.dumps(payload.to_dict(), sort_keys=True)))
         db.execute(
@@ -267,6 +278,7 @@ class ConditionsStore:
                     raise StoreError(str(exc)) from exc
                 entries.append((str(tag), run, payload, str(entry.get("comment", ""))))
         added: builtins.list[tuple[str, int]] = []
+        entries.sort(key=lambda entry: (entry[0], entry[1]))  # appended in run order, whatever the file's order
         with self._transaction() as db:
             for tag, run, payload, comment in entries:
                 row = db.execute("SELECT payload_hash FROM iovs WHERE tag = ? AND first_run = ?", (tag, run)).fetchone()

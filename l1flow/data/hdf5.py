@@ -75,6 +75,12 @@ def read_hdf5(path: str | Path, class_name: str = BACKGROUND) -> EventSample:
                     f"{path}: no dataset {PARTICLES!r} (found: {', '.join(f.keys()) or 'nothing'}); "
                     f"expected the challenge layout ({PARTICLES}: N x 19 x 4)"
                 )
+            for name in (PARTICLES, "labels", "npv", "regions"):
+                if name in f and not isinstance(f[name], h5py.Dataset):
+                    raise HDF5FormatError(
+                        f"{path}: {name!r} is an HDF5 {type(f[name]).__name__.lower()}, not a dataset; "
+                        f"store it as one array ({PARTICLES}: N x 19 x 4)"
+                    )
             particles = f[PARTICLES][()]
             labels = f["labels"][()] if "labels" in f else None
             classes: list[str] = json.loads(f["labels"].attrs["classes"]) if labels is not None else []

@@ -205,6 +205,80 @@ def to_hardware(objects: np.ndarray) -> np.ndarray:
     return words.astype(np.int64).reshape(n, N_OBJECTS, N_COMPONENTS)
 
 
+@dataclass(frozen=True)
+class OutsideLayout:
+    """Objects of one feature whose physical value lies outside what the hardware units represent.
+
+    ``to_hardware`` cannot carry such a value: an eta beyond acceptance still
+    becomes a word (saturating at abs(eta) = 5.5), a phi beyond +-pi wraps, a
+    pT beyond the group's rail saturates at its top word. The firmware then
+    sees a different value from the one in the file, so these are counted.
+    """
+
+    feature: str  # e.g. "eg0_eta"
+    limit: str  # what the layout allows, e.g. "abs(eta) < 3.0"
+    effect: str  # "saturated" or "wrapped" (what the hardware unit did with it)
+    count: int  # objects (events) outside
+    extreme: float  # the value furthest outside
+
+    def to_dict(self) -> dict[str, object]:
+        return {"feature": self.feature, "limit": self.limit, "effect": self.effect, "count": self.count,
+                "extreme": self.extreme}
+
+
+@dataclass(frozen=True)
+class LayoutCheck:
+    """The result of :func:`check_layout`: per-feature counts and how many events hold any of them."""
+
+    events: int
+    events_outside: int
+    features: list[OutsideLayout]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"events": self.events, "events_outside": self.events_outside,
+                "features": [f.to_dict() for f in self.features]}
+
+    def lines(self) -> list[str]:
+        """Readable lines, one per feature (none when every input is inside the layout)."""
+        return [
+            f"{f.feature}: {f.count} object(s) outside {f.limit} ({f.effect} in hardware units; furthest {f.extreme:g})"
+            for f in self.features
+        ]
+
+
+def check_layout(objects: np.ndarray) -> LayoutCheck:
+    """Per feature, the present objects beyond acceptance (eta), beyond +-pi (phi) or the pT rail.
+
+    Padded objects (pT = 0) are not counted. MET has eta = 0 by definition;
+    a MET with another eta is counted as outside its acceptance.
+    """
+    arr = check_objects(objects)
+    found: list[OutsideLayout] = []
+    any_outside = np.zeros(arr.shape[0], dtype=bool)
+    present = arr[:, :, PT] > 0
+    eta_word_limit = ETA_WORD_MAX * ETA_LSB
+    for g in OBJECT_GROUPS:
+        eta_limit = "eta = 0 (MET)" if g.eta_max == 0 else f"abs(eta) < {g.eta_max:g}"
+        for slot in range(g.start, g.stop):
+            pt, eta, phi = arr[:, slot, PT], arr[:, slot, ETA], arr[:, slot, PHI]
+            here = present[:, slot]
+            eta_out = here & ((eta != 0) if g.eta_max == 0 else (np.abs(eta) >= g.eta_max))
+            eta_effect = "saturated" if np.any(np.abs(eta[eta_out]) > eta_word_limit) else "outside acceptance"
+            checks = (
+                (PT, here & (pt > g.pt_max), f"pT <= {g.pt_max:g} GeV (the {g.pt_bits}-bit rail)", "saturated", pt),
+                (ETA, eta_out, eta_limit, eta_effect, eta),
+                (PHI, here & (np.abs(phi) > math.pi), "abs(phi) <= pi", "wrapped", phi),
+            )
+            for comp, mask, limit, effect, values in checks:
+                count = int(np.count_nonzero(mask))
+                if count:
+                    any_outside |= mask
+                    worst = values[mask][int(np.argmax(np.abs(values[mask])))]
+                    found.append(OutsideLayout(FEATURE_NAMES[slot * N_COMPONENTS + comp], limit, effect, count,
+                                               float(worst)))
+    return LayoutCheck(int(arr.shape[0]), int(np.count_nonzero(any_outside)), found)
+
+
 def from_hardware(words: np.ndarray) -> np.ndarray:
     """Hardware words (N, 19, 3) -> physical float32 objects (N, 19, 3)."""
     arr = np.asarray(words)

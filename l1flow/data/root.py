@@ -32,7 +32,15 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from l1flow.data.layout import ETA, N_COMPONENTS, N_OBJECTS, PHI, PT, group, sort_and_pad
+from l1flow.data.layout import (
+    ETA,
+    N_COMPONENTS,
+    N_OBJECTS,
+    PHI,
+    PT,
+    group,
+    sort_and_pad,
+)
 from l1flow.data.sample import BACKGROUND, EventSample
 from l1flow.errors import BadInputError
 
@@ -168,6 +176,21 @@ def shipped_mapping(name: str) -> Path:
     return path
 
 
+def _one_count_per_event(path: Path, arrays: ak.Array, branch: str, role: str) -> np.ndarray:
+    """The branch as one non-negative integer per event, or a RootReadError naming it and its type."""
+    values = arrays[branch]
+    kind = str(ak.type(values).content)
+    if values.ndim != 1 or not np.issubdtype(ak.to_numpy(values).dtype, np.integer):
+        raise RootReadError(
+            f"{path}: {role} branch {branch!r} holds {kind} per event; it must hold one integer count per event "
+            f"(e.g. an int32 branch such as nJet or PV_npvs); fix the mapping"
+        )
+    counts = ak.to_numpy(values).astype(np.int64)
+    if np.any(counts < 0):
+        raise RootReadError(f"{path}: {role} branch {branch!r} has negative counts (event {int(np.argmax(counts < 0))})")
+    return counts
+
+
 def _padded(jagged: ak.Array, width: int) -> np.ndarray:
     return ak.to_numpy(ak.fill_none(ak.pad_none(jagged, width, clip=True), 0.0)).astype(np.float64)
 
@@ -217,7 +240,7 @@ def read_root(path: str | Path, mapping: RootMapping) -> EventSample:
         g = group(kind)
         pts, etas, phis = [], [], []
         for c in getattr(mapping.objects, kind):
-            counts = ak.to_numpy(arrays[c.count]).astype(np.int64)
+            counts = _one_count_per_event(path, arrays, c.count, "count")
             form = c.cartesian or c.polar
             assert form is not None
             comps = list(form.model_dump().values())
@@ -264,9 +287,7 @@ def read_root(path: str | Path, mapping: RootMapping) -> EventSample:
 
     npv = None
     if mapping.pileup:
-        npv = ak.to_numpy(arrays[mapping.pileup]).astype(np.int64)
-        if npv.ndim != 1 or np.any(npv < 0):
-            raise RootReadError(f"{path}: pile-up branch {mapping.pileup!r} must hold one count >= 0 per event")
+        npv = _one_count_per_event(path, arrays, mapping.pileup, "pile-up")
     classes = (BACKGROUND,) if mapping.class_name == BACKGROUND else (BACKGROUND, mapping.class_name)
     labels = np.full(n, len(classes) - 1, dtype=np.int64)
     return EventSample(objects, labels, classes, npv, None, {"source": str(path), "tree": mapping.tree})

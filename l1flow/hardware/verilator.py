@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from l1flow.errors import L1flowError
-from l1flow.fileio import atomic_folder
+from l1flow.recovery import (
+    owned_tempdir,
+    release,
+    remove_dead_temporaries,
+    seal,
+    usable_entry,
+)
 from l1flow.settings import settings
 from l1flow.templates import template_path
 from l1flow.toolchain import require_executable
@@ -104,10 +110,11 @@ def build_verilated_harness(
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = cache_dir / key
     executable = target / "sim"
-    if executable.exists():
+    # a truncated or swapped `sim` would be run as is: the entry's manifest is checked on every use
+    if usable_entry(target, f"Verilator build of {what or top}"):
         return executable
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=cache_dir))
+    remove_dead_temporaries(cache_dir)  # builds of killed runs, outside any workspace too
+    work = owned_tempdir(f".{key}.", cache_dir)
     try:
         for name, text in verilog.items():
             (work / name).write_text(text)
@@ -127,7 +134,7 @@ def build_verilated_harness(
         # Verilator's runtime (verilated.cpp, ...) is the same for every design built with
         # these options: reuse its objects, fresh mtimes so make sees them up to date.
         runtime = cache_dir / f"runtime-{runtime_key}"
-        reused = runtime.is_dir()
+        reused = usable_entry(runtime, "Verilator runtime objects")
         if reused:
             for obj in runtime.glob("*.o"):
                 shutil.copy(obj, work / "obj_dir" / obj.name)
@@ -137,15 +144,26 @@ def build_verilated_harness(
         ]
         _run_tool(make, work, f"the C++ build of {what or top} failed")
         if not reused:
-            # a concurrent build may have saved the same runtime first: either copy will do
-            with atomic_folder(runtime, replace=False) as staging:
-                for obj in (work / "obj_dir").glob("verilated*.o"):
-                    shutil.copy(obj, staging / obj.name)
-        with atomic_folder(target, replace=False) as final:
-            shutil.move(str(work / "obj_dir" / "sim"), final / "sim")
-            for name, data in data_files.items():
-                (final / name).write_bytes(data)
-            (final / "build.json").write_text(json.dumps({"top": top, "sources": sorted(verilog)}) + "\n")
+            staging = owned_tempdir(".runtime.", cache_dir)
+            for obj in (work / "obj_dir").glob("verilated*.o"):
+                shutil.copy(obj, staging / obj.name)
+            release(staging)
+            seal(staging)
+            try:
+                os.replace(staging, runtime)
+            except OSError:  # saved by a concurrent build
+                shutil.rmtree(staging, ignore_errors=True)
+        final = owned_tempdir(f".{key}.final.", cache_dir)
+        shutil.move(str(work / "obj_dir" / "sim"), final / "sim")
+        for name, data in data_files.items():
+            (final / name).write_bytes(data)
+        (final / "build.json").write_text(json.dumps({"top": top, "sources": sorted(verilog)}) + "\n")
+        release(final)
+        seal(final)
+        try:
+            os.replace(final, target)
+        except OSError:  # another process finished the same build first
+            shutil.rmtree(final, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return executable

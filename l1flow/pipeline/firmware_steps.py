@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from l1flow.config import FirmwareConfig, PipelineConfig
+from l1flow.data.layout import check_layout
 from l1flow.firmware import bdt_emulator, netgraph
 from l1flow.firmware.bdt_emulator import BDTEmulator
 from l1flow.firmware.conifer_project import convert_xgboost
@@ -199,8 +200,15 @@ def emulate(
         model.name, len(x), len(x) / seconds, 100 * fidelity.fraction_differing, agreement,
         firmware.csim_label, csim_mismatches, n_csim,
     )
+    layout = check_layout(dataset.emulation.objects)
+    if layout.events_outside:
+        log.warning(
+            "%s: %d of %d emulation events hold inputs outside the physical layout (saturated or wrapped by the "
+            "hardware units): %s", model.name, layout.events_outside, layout.events, "; ".join(layout.lines()),
+        )
     summary = {
         "software_vs_emulation": fidelity.to_dict(),
+        "outside_layout": layout.to_dict(),
         "decision_agreement": agreement,
         "decision_threshold": threshold,
         "emulation": {"events": len(x), "events_per_s": len(x) / seconds},

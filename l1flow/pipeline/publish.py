@@ -109,6 +109,15 @@ def register(
     """Register one version per model; `production` moves only through the acceptance criteria."""
     versions = registry.record_run(run_dir, config.acceptance, promote=config.registry.auto_promote)
     for version in versions:
-        verdict = "promoted to production" if version.promoted else f"stays candidate ({version.verdict.reason()})"
-        log.info("registered %s version %d: %s", version.name, version.version, verdict)
+        log.info("%s", registration_line(version.name, version.version, version.matched, version.promoted,
+                                         version.verdict.reason()))
     return versions
+
+
+def registration_line(name: str, version: int, matched: bool, promoted: bool, verdict: str) -> str:
+    """What registration did for one model, in one line (logged by the flow, printed by `l1flow run`)."""
+    if matched:
+        return (f"{name}: matched version {version} (identical weights and firmware under the same conditions); "
+                "no new version registered")
+    outcome = "promoted to production" if promoted else f"stays candidate ({verdict})"
+    return f"{name}: registered version {version}, {outcome}"

@@ -8,12 +8,20 @@ consumes (datasets, trained models, firmware builds), and one folder per run.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from l1flow.fileio import atomic_folder
+from l1flow.recovery import (
+    mark_owner,
+    owned_tempdir,
+    release,
+    remove_dead_temporaries,
+    seal,
+    usable_entry,
+)
 
 
 @dataclass(frozen=True)
@@ -44,12 +52,34 @@ class Workspace:
         key at once both succeed and one result is kept.
         """
         final = self.cache / kind / key
-        if not final.exists():
-            with atomic_folder(final, replace=False) as staging:
-                build(staging)
+        if usable_entry(final, kind.rstrip("s")):
+            return final
+        tmp = owned_tempdir(f".{key[:16]}.", final.parent)
+        try:
+            build(tmp)
+            release(tmp)
+            seal(tmp)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not final.exists():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         return final
 
+    def remove_stale(self) -> list[Path]:
+        """Remove run folders and cache builds left by runs that were killed (their process is gone)."""
+        removed = remove_dead_temporaries(self.runs)
+        if self.cache.is_dir():
+            for kind in sorted(p for p in self.cache.iterdir() if p.is_dir()):
+                removed += remove_dead_temporaries(kind)
+        return removed
+
     def new_run(self, config_name: str, config_hash: str) -> RunFolder:
+        self.remove_stale()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         return RunFolder(self.runs, f"{stamp}-{config_name}-{config_hash[:8]}")
 
@@ -59,6 +89,8 @@ class RunFolder:
 
     Until `publish()` the folder is `.<id>.partial`; a failed run is renamed
     `<id>.failed` for inspection, so neither is ever taken for a finished run.
+    A `.partial` folder names its process, so after a `kill -9` the next run
+    can prove it dead and remove it (:meth:`Workspace.remove_stale`).
     """
 
     def __init__(self, runs_dir: Path, run_id: str) -> None:
@@ -67,15 +99,18 @@ class RunFolder:
         runs_dir.mkdir(parents=True, exist_ok=True)
         self.path = runs_dir / f".{run_id}.partial"
         self.path.mkdir()
+        mark_owner(self.path)
 
     def publish(self) -> Path:
         final = self.runs_dir / self.run_id
+        release(self.path)
         os.rename(self.path, final)
         self.path = final
         return final
 
     def fail(self) -> Path:
         failed = self.runs_dir / f"{self.run_id}.failed"
+        release(self.path)
         os.rename(self.path, failed)
         self.path = failed
         return failed

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -49,6 +50,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 from mlflow import MlflowClient  # noqa: E402  (after the environment default above)
 from mlflow.entities import Metric, Param  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 CANDIDATE = "candidate"
 PRODUCTION = "production"
@@ -94,6 +97,15 @@ class RegisteredVersion:
     run_id: str
     verdict: AcceptanceVerdict
     promoted: bool
+    #: True when no version was created: ``version`` already holds identical weights and
+    #: firmware trained under the same conditions (the run matched it)
+    matched: bool = False
+
+
+#: the lineage tags that make two versions the same: identical weights and firmware, same conditions
+IDENTITY_TAGS: tuple[str, ...] = (
+    TAG + "weights.hash", TAG + "firmware.hash", TAG + "conditions.tag", TAG + "conditions.iov.first_run",
+)
 
 
 @dataclass(frozen=True)
@@ -289,6 +301,10 @@ class ModelRegistry:
 
         Each version gets the `candidate` alias; with `promote`, `production`
         moves to it when it meets `criteria` against the current production.
+        A model whose weights and firmware are identical to an existing
+        version's, under the same conditions, makes no new version: it is
+        returned with ``matched=True`` and that version's number, and no
+        alias moves (a rerun of an unchanged config changes nothing).
         """
         run_dir = Path(run_dir)
         try:
@@ -304,11 +320,39 @@ class ModelRegistry:
                 for name, model in models.items()
             }
             with self._locked():
-                run_id = self._log_run(run_dir, summary, bundles)
+                matches = {name: self._identical_version(summary, name, model) for name, model in models.items()}
+                new = [name for name, match in matches.items() if match is None]
+                run_id = self._log_run(run_dir, summary, bundles) if new else ""
                 return [
-                    self._register(summary, name, model, run_id, bundles[name].sha256, criteria, promote)
+                    self._matched(summary, name, model, matches[name], criteria)
+                    if name not in new
+                    else self._register(summary, name, model, run_id, bundles[name].sha256, criteria, promote)
                     for name, model in models.items()
                 ]
+
+    def _identical_version(self, summary: dict[str, Any], name: str, model: dict[str, Any]) -> Any | None:
+        """The newest existing version of ``name`` with the same weights, firmware and conditions, or None."""
+        wanted = {key: value for key, value in lineage_tags(summary, name, model).items() if key in IDENTITY_TAGS}
+        if not all(wanted.values()):
+            return None  # a block without hashes cannot be proved identical
+        try:
+            versions = self.client.search_model_versions(f"name = '{name}'", max_results=10000)
+        except MlflowException:
+            return None
+        same = [v for v in versions if all(v.tags.get(key) == value for key, value in wanted.items())]
+        return max(same, key=lambda v: int(v.version)) if same else None
+
+    def _matched(
+        self, summary: dict[str, Any], name: str, model: dict[str, Any], existing: Any, criteria: AcceptanceCriteria
+    ) -> RegisteredVersion:
+        version = int(existing.version)
+        log.info(
+            "%s: identical weights and firmware under the same conditions as version %d; no new version",
+            name, version,
+        )
+        verdict = evaluate_acceptance(model, self._production_model_block(name), criteria)
+        return RegisteredVersion(name=name, version=version, run_id=existing.run_id, verdict=verdict,
+                                 promoted=False, matched=True)
 
     def _log_run(self, run_dir: Path, summary: dict[str, Any], bundles: dict[str, Any]) -> str:
         conditions = summary.get("conditions") or {}

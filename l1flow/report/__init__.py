@@ -1,7 +1,25 @@
-"""Run reports: one self-contained HTML page per pipeline run, and Prefect artifact payloads."""
+"""Run reports: one self-contained HTML page per pipeline run, and Prefect artifact payloads.
 
-from l1flow.report.artifacts import ReportArtifacts, report_artifacts
-from l1flow.report.content import ReportError, RunReport, read_run_report
-from l1flow.report.html import render_report
+The report draws its charts with matplotlib (a second or more to import), so
+its names are loaded on first use: `l1flow` commands that never render a
+report, and a config error, stay fast.
+"""
 
-__all__ = ["ReportArtifacts", "ReportError", "RunReport", "read_run_report", "render_report", "report_artifacts"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "ReportArtifacts": "artifacts", "report_artifacts": "artifacts",
+    "ReportError": "content", "RunReport": "content", "read_run_report": "content",
+    "render_report": "html",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"l1flow.report.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'l1flow.report' has no attribute {name!r}")

@@ -33,10 +33,24 @@ from pathlib import Path, PurePosixPath
 from typing import ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from l1flow.errors import L1flowError
-from l1flow.fileio import atomic_folder, sha256_file
+from l1flow.fileio import sha256_file
+from l1flow.recovery import (
+    owned_tempdir,
+    release,
+    remove_dead_temporaries,
+    seal,
+    usable_entry,
+)
 from l1flow.synthesis.reports import SynthesisReport
 
 ProjectKind = Literal["hls4ml", "conifer", "rtl"]
@@ -400,7 +414,7 @@ class SynthesisRunner(ABC):
         workdir = Path(workdir)
         key = job.job_hash()
         result_dir = workdir / key
-        if (result_dir / REPORT_FILE).is_file():
+        if usable_entry(result_dir, "synthesis result") and (result_dir / REPORT_FILE).is_file():
             return load_report(result_dir)
         self.check(job)
         available = machine_memory_gb()
@@ -410,9 +424,9 @@ class SynthesisRunner(ABC):
                 "run it on a synthesis machine or lower memory_gb"
             )
         deadline = time.monotonic() + job.timeout_s
-        workdir.mkdir(parents=True, exist_ok=True)
-        # a worker that finished the same job first keeps its result
-        with atomic_folder(result_dir, replace=False) as tmp:
+        remove_dead_temporaries(workdir)  # jobs of killed runs or workers
+        tmp = owned_tempdir(f".{key[:16]}.", workdir)
+        try:
             stage = tmp / PROJECT_SUBDIR
             for rel in job.project_files():
                 (stage / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -427,7 +441,19 @@ class SynthesisRunner(ABC):
             report = _relative_sources(report, tmp).model_copy(update={"job_hash": key})
             (tmp / JOB_FILE).write_text(job.to_json())
             (tmp / REPORT_FILE).write_text(report.model_dump_json(indent=2) + "\n")
-        return load_report(result_dir)
+            release(tmp)
+            seal(tmp)
+            try:
+                os.replace(tmp, result_dir)
+            except OSError:
+                if (result_dir / REPORT_FILE).is_file():  # another worker finished the same job first
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return load_report(result_dir)
+                raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return report
 
 
 def load_report(result_dir: Path) -> SynthesisReport:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -215,7 +216,13 @@ class TrainedModel:
             if not booster_path.is_file():
                 raise ModelFileError(f"{folder}: {BOOSTER_FILE} is missing")
             booster = xgb.Booster()
-            booster.load_model(bytearray(booster_path.read_bytes()))
+            try:
+                booster.load_model(bytearray(booster_path.read_bytes()))
+            except xgb.core.XGBoostError as exc:
+                raise ModelFileError(
+                    f"{booster_path}: truncated or damaged booster file ({str(exc).splitlines()[0]}); "
+                    "restore the model folder or train it again"
+                ) from exc
             firmware_model, companions = booster, dict[str, Any]()
         else:
             firmware_model, companions = build_networks(spec, len(preprocessing.groups), metadata)
@@ -256,14 +263,21 @@ def build_networks(spec: Any, n_inputs: int, metadata: dict[str, Any]) -> tuple[
 def _load_keras_weights(path: Path, models: dict[str, tf.keras.Model]) -> None:
     if not path.is_file():
         raise ModelFileError(f"{path.parent}: {path.name} is missing")
-    with np.load(path) as stored:
-        for key, model in models.items():
-            expected = model.get_weights()
-            arrays = [stored[f"{key}/{i:03d}"] for i in range(len(expected)) if f"{key}/{i:03d}" in stored]
-            shapes = [a.shape for a in arrays]
-            if shapes != [w.shape for w in expected]:
-                raise ModelFileError(
-                    f"{path}: the weights of network {key!r} have shapes {shapes}, but its spec builds "
-                    f"{[w.shape for w in expected]}"
-                )
-            model.set_weights(arrays)
+    try:
+        stored = np.load(path)
+        with stored:
+            weights = {name: stored[name] for name in stored.files}
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise ModelFileError(
+            f"{path}: truncated or damaged weights file ({exc}); restore the model folder or train it again"
+        ) from exc
+    for key, model in models.items():
+        expected = model.get_weights()
+        arrays = [weights[f"{key}/{i:03d}"] for i in range(len(expected)) if f"{key}/{i:03d}" in weights]
+        shapes = [a.shape for a in arrays]
+        if shapes != [w.shape for w in expected]:
+            raise ModelFileError(
+                f"{path}: the weights of network {key!r} have shapes {shapes}, but its spec builds "
+                f"{[w.shape for w in expected]}"
+            )
+        model.set_weights(arrays)

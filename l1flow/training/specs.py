@@ -16,9 +16,23 @@ small, sensible model; unknown fields are rejected so a typo names itself.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: names that are safe as one folder name: letters, digits, "_", "." and "-", not starting with "." or "-"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def check_folder_name(value: str) -> str:
+    """``value`` if it can name one folder; otherwise a ValueError saying what a name may hold."""
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} cannot name a folder: use letters, digits, '_', '.' and '-', not starting with "
+            "'.' or '-' and without path separators (e.g. axol1tl_ae)"
+        )
+    return value
 
 
 class _Strict(BaseModel):
@@ -101,12 +115,16 @@ class FirmwarePrecisionSpec(_Strict):
 
 
 class _ModelSpecBase(_Strict):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    # The name becomes a folder in the run (firmware/<name>, vectors/<name>): it must not start with a
+    # dot, so "." and ".." (which would write into the run folder's root) are refused.
+    name: str = Field(min_length=1, max_length=64)
     seed: int | None = Field(None, ge=0, description="overrides the pipeline seed for this model")
     warm_start: bool = Field(
         False, description="start from the current production model's weights instead of from scratch"
     )
     firmware: FirmwarePrecisionSpec = FirmwarePrecisionSpec()
+
+    _name_is_folder = field_validator("name")(check_folder_name)
 
 
 class _NeuralSpecBase(_ModelSpecBase):

@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from l1flow.errors import BadInputError
 from l1flow.firmware.fixed import FixedType, FixedTypeError
-from l1flow.firmware.vectors import Port, VectorFormatError, VectorSet
+from l1flow.firmware.vectors import META_FILE, Port, VectorFormatError, VectorSet
 
 DEFAULT_EXAMPLES = 10
 
@@ -122,6 +123,10 @@ class GateReport:
 
     def summary_line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
+        sources = f"{self.actual_source or 'result'} vs {self.expected_source or 'expected'}"
+        if not self.passed and self.compared_events == 0:
+            # failed before any word was compared (unreadable result, other stimulus, other ports)
+            return f"FAIL: {'; '.join(self.failures)}; {sources}; no events compared"
         text = (
             f"{verdict}: {self.mismatched_events} of {self.compared_events} events differ "
             f"({self.mismatched_words} words); {self.actual_source or 'result'} vs "
@@ -418,8 +423,16 @@ def compare_folders(expected_dir: Path, actual_dir: Path, max_examples: int = DE
     A result folder whose file was altered or truncated after it was written
     fails the sha256 check in :meth:`VectorSet.load`; the gate reports that
     instead of raising, so a broken hardware result is a failed gate, not a crash.
+    A folder that does not exist, or an unreadable expected set, is bad
+    input (BadInputError, exit 2), not a mismatch.
     """
-    expected = VectorSet.load(expected_dir)
+    for role, folder in (("expected", expected_dir), ("result", actual_dir)):
+        if not Path(folder).is_dir():
+            raise BadInputError(f"{folder}: no such {role} folder; give a test-vector folder (holding {META_FILE})")
+    try:
+        expected = VectorSet.load(expected_dir)
+    except VectorFormatError as exc:
+        raise BadInputError(f"expected set: {exc}") from exc
     try:
         actual = VectorSet.load(actual_dir)
     except VectorFormatError as exc:
