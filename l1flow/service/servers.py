@@ -130,7 +130,11 @@ def registry_server_launch(
             "[mlflow]\n"
             "default_permission = READ\n"
             f"database_uri = sqlite:///{server_dir / 'auth.db'}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # MLflow checks a PBKDF2 hash on every request (seconds on a loaded host; a registration
+            # makes dozens): cache a good check for a minute. With one worker a password changed
+            # through the API takes effect at once; only out-of-band changes wait for the TTL.
+            "auth_cache_ttl_seconds = 60\n",
         )
         command += ["--app-name", "basic-auth"]
         env.update(
