@@ -128,6 +128,21 @@ def test_servers_refuse_a_public_address_without_a_credential(
     assert f"credential file {loose} can be read or written by other users (mode 644)" in result.stderr
 
 
+def test_serve_refuses_to_expose_the_runner_webserver(tmp_path: Path) -> None:
+    """`l1flow serve`'s runner webserver has no authentication: it stays on loopback."""
+    env = prefect_env(tmp_path / "home", api_url=f"http://127.0.0.1:{free_port()}/api")  # nothing listens there
+    env.update({"PREFECT_RUNNER_SERVER_ENABLE": "true", "PREFECT_RUNNER_SERVER_HOST": "0.0.0.0"})
+    result = _run(
+        l1flow_command("serve", str(tmp_path / "config.yaml"), "--conditions-db", str(tmp_path / "c.sqlite"),
+                       "--tag", "L1Conditions_v1"),
+        env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "PREFECT_RUNNER_SERVER_HOST=0.0.0.0: the webserver of `l1flow serve`'s runner has no authentication" in (
+        result.stderr
+    )
+
+
 # ---------------------------------------------------------------- Prefect API authentication
 
 

@@ -26,6 +26,7 @@ from l1flow.service.auth import (
     PREFECT_CLIENT_AUTH_ENV,
     REGISTRY_AUTH_FILE_ENV,
     Credential,
+    is_loopback,
     prefect_client_credential,
 )
 from l1flow.service.servers import (
@@ -111,8 +112,21 @@ def _watch_registry_parameters(args: argparse.Namespace) -> dict[str, Any] | Non
     }
 
 
+def _check_runner_webserver() -> None:
+    """Refuse to expose the runner's webserver, which has no authentication, beyond this machine."""
+    from flows.prefect_settings import runner_webserver_host
+
+    host = runner_webserver_host()
+    if host is not None and not is_loopback(host):
+        raise BadInputError(
+            f"PREFECT_RUNNER_SERVER_HOST={host}: the webserver of `l1flow serve`'s runner has no "
+            "authentication; keep it on 127.0.0.1 or set PREFECT_RUNNER_SERVER_ENABLE=false"
+        )
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     require_server()
+    _check_runner_webserver()
     from flows.deployments import control_deployments, register_synthesis, serve_control_flows
 
     registration = register_synthesis(source=args.source, memory_slots_gb=args.memory_gb)
