@@ -166,6 +166,8 @@ def postgres_bin_dir() -> Path:
 class PostgresCluster:
     url: str
     folder: Path
+    port: int
+    password: str
 
 
 @contextmanager
@@ -204,7 +206,10 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         started = True
         run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "prefect", "prefect",
             env={**os.environ, "PGPASSWORD": password})
-        yield PostgresCluster(url=f"postgresql+asyncpg://prefect:{password}@127.0.0.1:{port}/prefect", folder=folder)
+        yield PostgresCluster(
+            url=f"postgresql+asyncpg://prefect:{password}@127.0.0.1:{port}/prefect", folder=folder, port=port,
+            password=password,
+        )
     except subprocess.CalledProcessError as exc:
         log = folder / "postgres.log"
         raise RuntimeError(
@@ -243,7 +248,14 @@ def postgres_prefect_server_process(tmp_path_factory: pytest.TempPathFactory) ->
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home, start_new_session=True,
             )
         try:
-            _wait_healthy(api_url, process, log_path, timeout=90)
+            # migrations on a new PostgreSQL database take longer than SQLite's
+            _wait_healthy(api_url, process, log_path, timeout=180)
+            started_line = log_path.read_text().splitlines()[0]
+            # the server really is on this cluster, with authentication, and printed no secret
+            masked_url = f"postgresql+asyncpg://prefect:***@127.0.0.1:{database.port}/prefect"
+            assert f"basic authentication (credential file {auth_file}), database {masked_url}" in started_line
+            api_password = auth_file.read_text().strip().split(":", 1)[1]
+            assert api_password not in log_path.read_text() and database.password not in started_line
             yield PrefectServer(api_url=api_url, home=home, process=process, log_path=log_path,
                                 database="postgresql", auth_file=auth_file)
         finally:
