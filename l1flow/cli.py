@@ -12,6 +12,10 @@ from l1flow.errors import L1flowError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from l1flow.service.auth import prefect_client_credential
+
+    # with PREFECT_API_URL set the run goes to that server, which may require the credential
+    prefect_client_credential()
     from flows.pipeline import run_pipeline
 
     # The library reports each stage's progress on the "l1flow" logger; Prefect prints it.

@@ -128,6 +128,19 @@ def test_servers_refuse_a_public_address_without_a_credential(
     assert f"credential file {loose} can be read or written by other users (mode 644)" in result.stderr
 
 
+@pytest.mark.parametrize("command", [["run", "configs/default.yaml"], ["synth", "status", "some-run"]])
+def test_clients_refuse_a_loose_credential_file_before_contacting_anything(tmp_path: Path, command: list[str]) -> None:
+    loose = tmp_path / "credential"
+    loose.write_text("l1flow:secret-value\n")
+    loose.chmod(0o604)
+    env = {**prefect_env(tmp_path / "home"), "L1FLOW_PREFECT_AUTH_FILE": str(loose)}
+    result = _run([PYTHON, "-m", "l1flow.cli", *command], env)
+    assert result.returncode == 2, result.stderr
+    assert f"credential file {loose} can be read or written by other users (mode 604)" in result.stderr
+    assert "secret-value" not in result.stdout + result.stderr
+    assert not (tmp_path / "home").exists()  # no Prefect home, no server, no run was started
+
+
 def test_serve_refuses_to_expose_the_runner_webserver(tmp_path: Path) -> None:
     """`l1flow serve`'s runner webserver has no authentication: it stays on loopback."""
     env = prefect_env(tmp_path / "home", api_url=f"http://127.0.0.1:{free_port()}/api")  # nothing listens there
