@@ -44,6 +44,7 @@ from l1flow.service.auth import (
     mask_url_password,
     parse_credential,
     prefect_client_credential,
+    prefect_server_credential,
     read_credential_file,
     registry_credential,
 )
@@ -86,10 +87,18 @@ def test_clients_export_the_credential_to_the_tools_own_settings(tmp_path: Path)
     env = {"L1FLOW_REGISTRY_AUTH_FILE": str(path)}
     registry_credential(env)
     assert (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]) == ("alice", "correct-horse-battery")
-    # MLflow's own variables, when set, are the user's choice and win
+    # l1flow's file, when set, wins over the tool's own variables, on every side
     env = {"L1FLOW_REGISTRY_AUTH_FILE": str(path), "MLFLOW_TRACKING_USERNAME": "bob", "MLFLOW_TRACKING_PASSWORD": "x"}
     registry_credential(env)
-    assert env["MLFLOW_TRACKING_USERNAME"] == "bob"
+    assert (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]) == ("alice", "correct-horse-battery")
+    env = {"L1FLOW_PREFECT_AUTH_FILE": str(path), "PREFECT_API_AUTH_STRING": "bob:x"}
+    prefect_client_credential(env)
+    assert env["PREFECT_API_AUTH_STRING"] == "alice:correct-horse-battery"
+    assert prefect_server_credential({"L1FLOW_PREFECT_AUTH_FILE": str(path), "PREFECT_SERVER_API_AUTH_STRING": "bob:x"})
+    assert prefect_server_credential({"PREFECT_SERVER_API_AUTH_STRING": "bob:x"}) == Credential(
+        "bob", "x", "environment variable PREFECT_SERVER_API_AUTH_STRING"
+    )
+    assert prefect_client_credential({}) is None
 
 
 def test_only_loopback_addresses_count_as_private() -> None:

@@ -1,7 +1,8 @@
 """Credentials of the Prefect API and the MLflow registry server, and where servers may listen.
 
-A credential is one ``user:password`` line, read from an environment variable
-or a file that only its owner can read, and handed to the tool's own client
+A credential is one ``user:password`` line, read from a file that only its
+owner can read (l1flow's ``L1FLOW_*_AUTH_FILE`` variables, which win when set)
+or from the tool's own environment variable, and handed to the tool's own client
 setting (``PREFECT_API_AUTH_STRING``, ``MLFLOW_TRACKING_USERNAME`` /
 ``MLFLOW_TRACKING_PASSWORD``) through the environment, never on a command
 line where ``ps`` would show it. Its ``repr`` hides the password.
@@ -109,21 +110,18 @@ def prefect_client_credential(environ: MutableMapping[str, str] | None = None) -
 
 
 def prefect_server_credential(environ: MutableMapping[str, str] | None = None) -> Credential | None:
-    """The credential a Prefect server requires: Prefect's server setting, else l1flow's file."""
-    env = os.environ if environ is None else environ
-    if env.get(PREFECT_SERVER_AUTH_ENV):
-        return parse_credential(env[PREFECT_SERVER_AUTH_ENV], f"environment variable {PREFECT_SERVER_AUTH_ENV}")
-    return credential_from_env(PREFECT_AUTH_FILE_ENV, None, env)
+    """The credential a Prefect server requires: l1flow's file, else Prefect's server setting."""
+    return credential_from_env(PREFECT_AUTH_FILE_ENV, PREFECT_SERVER_AUTH_ENV, environ)
 
 
 def registry_credential(environ: MutableMapping[str, str] | None = None) -> Credential | None:
     """The registry credential in L1FLOW_REGISTRY_AUTH_FILE, exported for MLflow's client.
 
-    MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, when set, win.
+    Without the file, MLflow's own MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD apply.
     """
     env = os.environ if environ is None else environ
     credential = credential_from_env(REGISTRY_AUTH_FILE_ENV, None, env)
-    if credential is not None and not env.get(MLFLOW_USERNAME_ENV):
+    if credential is not None:
         env[MLFLOW_USERNAME_ENV] = credential.username
         env[MLFLOW_PASSWORD_ENV] = credential.password
     return credential
