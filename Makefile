@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 CONFIG ?= configs/default.yaml
-APT_PACKAGES := ghdl nlohmann-json3-dev yosys chromium
+APT_PACKAGES := ghdl nlohmann-json3-dev yosys chromium postgresql
 STAMP := $(VENV)/.l1flow-installed-$(shell cat requirements.txt pyproject.toml Makefile | sha256sum | cut -c1-16)
 PYTEST_ARGS ?=
 

@@ -18,8 +18,10 @@ from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
+from prefect.exceptions import ObjectNotFound
 
 from l1flow.artifacts import ArtifactStore
+from l1flow.errors import BadInputError
 from l1flow.service.synthesis import SynthesisOutcome, pool_for_tool, stage_project, stored_outcome
 from l1flow.synthesis.job import SynthesisJob
 
@@ -98,8 +100,18 @@ def _status_of(run: FlowRun) -> RunStatus:
 
 def status(flow_run_id: str) -> RunStatus:
     """State of a submitted synthesis run."""
+    try:
+        run_id = UUID(flow_run_id)
+    except ValueError as exc:
+        raise BadInputError(f"flow run id {flow_run_id!r} is not a UUID; `l1flow synth submit` prints it") from exc
     with get_client(sync_client=True) as client:
-        return _status_of(client.read_flow_run(UUID(flow_run_id)))
+        try:
+            return _status_of(client.read_flow_run(run_id))
+        except ObjectNotFound as exc:
+            raise BadInputError(
+                f"no flow run {flow_run_id} on the Prefect server at {client.api_url}; "
+                "check the id `l1flow synth submit` printed and PREFECT_API_URL"
+            ) from exc
 
 
 def wait(flow_run_id: str, timeout_s: float, poll_s: float = 2.0) -> RunStatus:

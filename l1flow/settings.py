@@ -1,17 +1,19 @@
 """Every ``L1FLOW_*`` environment variable, read in one place.
 
-=========================  ==================================================
-``L1FLOW_WORKSPACE``       workspace folder of every command (the pipeline's
-                           stores, caches and runs; the model registry); the
-                           default is ``work``, as in the example configs
-``L1FLOW_DEBUG``           any non-empty value: show tracebacks of errors
-``L1FLOW_USER``            who promoted or rolled back a version (default: the
-                           login name)
-``L1FLOW_CACHE``           machine-wide build cache (Verilated simulators);
-                           default ``~/.cache/l1flow``
-``L1FLOW_ARTIFACT_STORE``  artifact store URL shared with the synthesis
-                           workers; default ``~/.l1flow/artifacts``
-=========================  ==================================================
+- ``L1FLOW_WORKSPACE``: workspace folder of every command (the pipeline's
+  stores, caches and runs; the model registry); the default is ``work``, as in
+  the example configs
+- ``L1FLOW_DEBUG``: any non-empty value shows tracebacks of errors
+- ``L1FLOW_USER``: who promoted or rolled back a version (default: the login name)
+- ``L1FLOW_CACHE``: machine-wide build cache (Verilated simulators); default
+  ``~/.cache/l1flow``
+- ``L1FLOW_ARTIFACT_STORE``: artifact store URL shared with the synthesis
+  workers; default ``~/.l1flow/artifacts``
+- ``L1FLOW_PREFECT_AUTH_FILE``: file holding the Prefect API credential
+  (``user:password``, mode 600), for the server and every client command
+  (docs/scaling.md)
+- ``L1FLOW_REGISTRY_AUTH_FILE``: file holding the MLflow registry server's admin
+  credential, for ``registry-server`` and registry clients
 
 ``settings()`` reads the environment on each call, so a test or a command that
 changes a variable sees it at once.
@@ -27,6 +29,8 @@ from pathlib import Path
 
 #: the workspace every command uses when neither --workspace nor $L1FLOW_WORKSPACE says otherwise
 DEFAULT_WORKSPACE = Path("work")
+#: the variables naming credential files (read by l1flow.service.auth)
+AUTH_FILE_VARIABLES = ("L1FLOW_PREFECT_AUTH_FILE", "L1FLOW_REGISTRY_AUTH_FILE")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Settings:
     user: str
     cache: Path
     artifact_store: str
+    #: ``L1FLOW_PREFECT_AUTH_FILE`` / ``L1FLOW_REGISTRY_AUTH_FILE`` by variable name, when set
+    auth_files: dict[str, Path]
 
     @property
     def workspace(self) -> Path:
@@ -55,4 +61,5 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
         user=env.get("L1FLOW_USER") or getpass.getuser(),
         cache=Path(env.get("L1FLOW_CACHE") or Path.home() / ".cache" / "l1flow"),
         artifact_store=env.get("L1FLOW_ARTIFACT_STORE") or str(Path.home() / ".l1flow" / "artifacts"),
+        auth_files={name: Path(env[name]) for name in AUTH_FILE_VARIABLES if env.get(name)},
     )

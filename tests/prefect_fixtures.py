@@ -3,7 +3,12 @@
 One server per test session (it takes about 14 s to start): ``prefect server
 start`` on a free 127.0.0.1 port, with a temporary PREFECT_HOME and SQLite
 database, telemetry off and the scheduler / trigger loops shortened so the
-tests do not wait a minute for a scheduled run. Workers are ``l1flow worker``
+tests do not wait a minute for a scheduled run. The production setup is a
+second one, started only by the tests that ask for it (``prefect_server``
+parametrized with ``"postgresql"``): ``l1flow prefect-server`` on a throwaway
+PostgreSQL cluster (Debian's package, ``initdb`` / ``pg_ctl`` in a temporary
+folder on a free loopback port), with API authentication on and every client
+holding the credential in a file. Workers are ``l1flow worker``
 subprocesses, each in its own session so a test can SIGKILL one with its flow
 runs and tools.
 
@@ -19,12 +24,17 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,9 +86,18 @@ class PrefectServer:
     home: Path
     process: subprocess.Popen[bytes]
     log_path: Path
+    database: str = "sqlite"
+    # the `user:password` file of a server with API authentication; clients get it in L1FLOW_PREFECT_AUTH_FILE
+    auth_file: Path | None = None
+
+    @property
+    def auth_string(self) -> str | None:
+        return self.auth_file.read_text().strip() if self.auth_file else None
 
     def env(self, **extra: str) -> dict[str, str]:
         env = prefect_env(self.home, self.api_url)
+        if self.auth_file is not None:
+            env["L1FLOW_PREFECT_AUTH_FILE"] = str(self.auth_file)
         env.update(extra)
         return env
 
@@ -135,17 +154,134 @@ def prefect_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator
         stop_process(process)
 
 
+def postgres_bin_dir() -> Path:
+    """The newest installed PostgreSQL's programs (Debian keeps them out of PATH)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name))
+    if not found:
+        pytest.fail("PostgreSQL is not installed: `apt-get install -y postgresql` (the Makefile's APT_PACKAGES)")
+    return found[-1].parent
+
+
+@dataclass
+class PostgresCluster:
+    url: str
+    folder: Path
+    port: int
+    password: str
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port with database and user ``prefect``.
+
+    ``initdb`` refuses to run as root, so as root (CI) the cluster belongs to
+    ``nobody``; the folder and the server are removed on exit whatever happened.
+    """
+    bin_dir = postgres_bin_dir()
+    folder = Path(tempfile.mkdtemp(prefix="l1flow-pg-"))
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(folder, nobody.pw_uid, nobody.pw_gid)
+        as_owner = ["runuser", "-u", "nobody", "--"]
+    password = secrets.token_hex(16)
+    password_file = folder / "password"
+    password_file.write_text(password + "\n")
+    password_file.chmod(0o600)
+    if as_owner:
+        os.chown(password_file, nobody.pw_uid, nobody.pw_gid)
+    data, port = folder / "data", free_port()
+
+    def run(*command: str, env: dict[str, str] | None = None) -> None:
+        subprocess.run(command, check=True, capture_output=True, cwd=folder, timeout=120, env=env)
+
+    started = False
+    try:
+        run(*as_owner, str(bin_dir / "initdb"), "-D", str(data), "-U", "prefect", f"--pwfile={password_file}",
+            "--auth=scram-sha-256", "-E", "UTF8", "--no-sync")
+        # TCP on loopback only, no unix socket (no /var/run/postgresql needed), no fsync (a test database)
+        options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories='' -c fsync=off"
+        run(*as_owner, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "postgres.log"),
+            "-o", options, "-w", "-t", "60", "start")
+        started = True
+        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "prefect", "prefect",
+            env={**os.environ, "PGPASSWORD": password})
+        yield PostgresCluster(
+            url=f"postgresql+asyncpg://prefect:{password}@127.0.0.1:{port}/prefect", folder=folder, port=port,
+            password=password,
+        )
+    except subprocess.CalledProcessError as exc:
+        log = folder / "postgres.log"
+        raise RuntimeError(
+            f"{exc.cmd} failed ({exc.returncode}): {exc.stderr.decode(errors='replace')}"
+            + (log.read_text(errors="replace")[-2000:] if log.exists() else "")
+        ) from exc
+    finally:
+        if started:
+            subprocess.run([*as_owner, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "30",
+                            "stop"], check=False, capture_output=True, cwd=folder, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_credential(path: Path, credential: str) -> Path:
+    """A credential file as the docs ask for: one line user:password, readable by its owner only."""
+    path.write_text(credential + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_prefect_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    """The production setup: `l1flow prefect-server` with API authentication on a PostgreSQL cluster."""
+    home = tmp_path_factory.mktemp("prefect-home-postgres")
+    auth_file = write_credential(home / "prefect-credential", f"l1flow:{secrets.token_hex(12)}")
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    log_path = home / "server.log"
+    with postgres_cluster() as database:
+        env = prefect_env(home)
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database.url
+        env["L1FLOW_PREFECT_AUTH_FILE"] = str(auth_file)
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                l1flow_command("prefect-server", "--host", "127.0.0.1", "--port", str(port)),
+                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home, start_new_session=True,
+            )
+        try:
+            # migrations on a new PostgreSQL database take longer than SQLite's
+            _wait_healthy(api_url, process, log_path, timeout=180)
+            started_line = log_path.read_text().splitlines()[0]
+            # the server really is on this cluster, with authentication, and printed no secret
+            masked_url = f"postgresql+asyncpg://prefect:***@127.0.0.1:{database.port}/prefect"
+            assert f"basic authentication (credential file {auth_file}), database {masked_url}" in started_line
+            api_password = auth_file.read_text().strip().split(":", 1)[1]
+            assert api_password not in log_path.read_text() and database.password not in started_line
+            yield PrefectServer(api_url=api_url, home=home, process=process, log_path=log_path,
+                                database="postgresql", auth_file=auth_file)
+        finally:
+            stop_process(process)
+
+
 @pytest.fixture
-def prefect_server(prefect_server_process: PrefectServer) -> Iterator[PrefectServer]:
+def prefect_server(request: pytest.FixtureRequest) -> Iterator[PrefectServer]:
     """The session's server, with this test's own Prefect client calls going to it.
 
     Only for the test's duration: other tests of the session keep Prefect's
-    ephemeral API (a session-wide setting would send them here too).
+    ephemeral API (a session-wide setting would send them here too). A test
+    parametrized with ``indirect=True`` picks the database: ``"sqlite"``
+    (default) or ``"postgresql"`` (the authenticated production setup).
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_URL,
+        temporary_settings,
+    )
 
-    with temporary_settings({PREFECT_API_URL: prefect_server_process.api_url}):
-        yield prefect_server_process
+    database = getattr(request, "param", "sqlite")
+    fixture = {"sqlite": "prefect_server_process", "postgresql": "postgres_prefect_server_process"}[database]
+    server: PrefectServer = request.getfixturevalue(fixture)
+    with temporary_settings({PREFECT_API_URL: server.api_url, PREFECT_API_AUTH_STRING: server.auth_string}):
+        yield server
 
 
 @dataclass

@@ -5,6 +5,10 @@
   (counted by a yosys wrapper on the worker's PATH);
 - SIGKILL of the worker mid-job -> the run is requeued, completes on a new worker,
   and nothing was published as done in between.
+
+Both scenarios run twice: on the session's SQLite server, and on the production
+setup (PostgreSQL, API authentication, every command and worker passing the
+credential from a file).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ pytest_plugins = ["prefect_fixtures"]
 pytestmark = pytest.mark.slow
 
 OPEN_POOL = "fpga-synthesis-open"
+# the scenarios on each database the docs describe (see prefect_fixtures.prefect_server)
+ON_EACH_DATABASE = pytest.mark.parametrize("prefect_server", ["sqlite", "postgresql"], indirect=True)
 
 
 def _cli(server: PrefectServer, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -74,6 +80,7 @@ def test_vendor_worker_refuses_without_vendor_tools(registered: PrefectServer) -
     assert "'vitis_hls' was not found" in result.stderr
 
 
+@ON_EACH_DATABASE
 def test_submit_runs_yosys_on_worker_then_cached(
     registered: PrefectServer, worker_factory, tmp_path: Path
 ) -> None:
@@ -81,7 +88,15 @@ def test_submit_runs_yosys_on_worker_then_cached(
     worker_factory(OPEN_POOL, extra_env=counting_yosys(tmp_path / "bin", count_file))
     job_file = tiny_rtl_job(tmp_path / "job", width=8)
     store_url = str(tmp_path / "store")
+    refused_run_id = None
+    if registered.database == "sqlite":
+        # the flow's memory-limit refusals do not depend on the database: checked once, on SQLite
+        refused_run_id = _check_memory_limit_refusals(registered, job_file, store_url, count_file)
+    _check_submit_fetch_and_cache(registered, job_file, store_url, count_file, tmp_path, refused_run_id)
 
+
+def _check_memory_limit_refusals(registered: PrefectServer, job_file: Path, store_url: str, count_file: Path) -> str:
+    """Refused jobs fail at once without running yosys; returns the id of the run refused for a missing limit."""
     # a job declaring more memory than the whole limit would wait for ever: it fails at once
     big_job = job_file.with_name("job-big.json")
     big_job.write_text(json.dumps({**json.loads(job_file.read_text()), "memory_gb": 9}))
@@ -110,11 +125,18 @@ def test_submit_runs_yosys_on_worker_then_cached(
     assert refused_run["state_type"] == "FAILED"
     assert f"concurrency limit '{MEMORY_LIMIT_NAME}' does not exist" in refused_run["message"]
     assert yosys_calls(count_file) == 0
+    return str(refused_run["flow_run_id"])
 
-    # the same job again: a new run (the failed one is not reused), which completes
+
+def _check_submit_fetch_and_cache(
+    registered: PrefectServer, job_file: Path, store_url: str, count_file: Path, tmp_path: Path,
+    refused_run_id: str | None,
+) -> None:
+    """Submit -> the worker runs yosys once -> fetch the report; the same job again is the cached result."""
+    # after a refusal, the same job is a new run (the failed one is not reused), which completes
     first = json.loads(_cli(registered, "synth", "submit", str(job_file), "--store", store_url,
                             "--wait", "180", "--json").stdout)
-    assert first["flow_run_id"] != refused_run["flow_run_id"]
+    assert first["flow_run_id"] != refused_run_id
     assert first["cached"] is False
     assert first["state_type"] == "COMPLETED", first
     assert yosys_calls(count_file) == 1
@@ -144,6 +166,7 @@ def test_submit_runs_yosys_on_worker_then_cached(
     assert status["job_hash"] == first["job_hash"]
 
 
+@ON_EACH_DATABASE
 def test_worker_killed_mid_job_is_recovered_on_a_new_worker(
     registered: PrefectServer, worker_factory, tmp_path: Path
 ) -> None:

@@ -2,7 +2,9 @@
 
 Prefect is imported only inside the commands, from :mod:`l1flow.flows` (the
 library stays free of it); every command that talks to a server needs
-PREFECT_API_URL.
+PREFECT_API_URL, and the server's credential (L1FLOW_PREFECT_AUTH_FILE or
+PREFECT_API_AUTH_STRING) when it requires one. ``l1flow prefect-server`` and
+``l1flow registry-server`` start the servers, on loopback unless authenticated.
 """
 
 from __future__ import annotations
@@ -11,11 +13,27 @@ import argparse
 import json
 import os
 import sys
+import urllib.error
+import urllib.request
+from base64 import b64encode
 from pathlib import Path
 from typing import Any
 
 from l1flow.errors import BadInputError, L1flowError
 from l1flow.flows import FLOW_SOURCE, PIPELINE_ENTRYPOINT
+from l1flow.service.auth import (
+    PREFECT_AUTH_FILE_ENV,
+    PREFECT_CLIENT_AUTH_ENV,
+    REGISTRY_AUTH_FILE_ENV,
+    Credential,
+    is_loopback,
+    prefect_client_credential,
+)
+from l1flow.service.servers import (
+    ServerLaunch,
+    prefect_server_launch,
+    registry_server_launch,
+)
 from l1flow.service.synthesis import (
     DEFAULT_MEMORY_SLOTS_GB,
     SYNTHESIS_POOLS,
@@ -30,17 +48,46 @@ class ServiceError(BadInputError):
 
 
 def require_server() -> str:
-    """The Prefect API URL, or an error saying how to get one."""
+    """The Prefect API URL, or an error saying how to get one; refused credentials are named here.
+
+    Reads the credential first: Prefect takes its settings from the environment when imported.
+    """
+    credential = prefect_client_credential()
     from l1flow.flows.prefect_settings import api_url
 
     url = api_url()
     if not url:
         raise ServiceError(
             "no Prefect server configured: set PREFECT_API_URL, e.g. "
-            "`export PREFECT_API_URL=http://127.0.0.1:4200/api` after `prefect server start` "
+            "`export PREFECT_API_URL=http://127.0.0.1:4200/api` after `l1flow prefect-server` "
             "(see docs/scaling.md); `l1flow run` needs no server"
         )
+    check_credential_accepted(url, credential)
     return url
+
+
+def check_credential_accepted(url: str, credential: Credential | None) -> None:
+    """Ask the server one authenticated question, so that a refusal reads as one, not as a Prefect traceback.
+
+    An unreachable server is left for Prefect's client to report.
+    """
+    request = urllib.request.Request(f"{url.rstrip('/')}/admin/version")
+    if credential is not None:
+        request.add_header("Authorization", "Basic " + b64encode(credential.basic().encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=15):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code != 401:
+            return
+    except (urllib.error.URLError, OSError):
+        return
+    if credential is None:
+        raise BadInputError(
+            f"the Prefect server at {url} requires authentication (HTTP 401): set {PREFECT_AUTH_FILE_ENV} "
+            f"to a file holding user:password (mode 600), or {PREFECT_CLIENT_AUTH_ENV}"
+        )
+    raise BadInputError(f"the Prefect server at {url} refused the credential of {credential.source} (HTTP 401)")
 
 
 def print_result(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
@@ -63,8 +110,21 @@ def _watch_registry_parameters(args: argparse.Namespace) -> dict[str, Any] | Non
     }
 
 
+def _check_runner_webserver() -> None:
+    """Refuse to expose the runner's webserver, which has no authentication, beyond this machine."""
+    from l1flow.flows.prefect_settings import runner_webserver_host
+
+    host = runner_webserver_host()
+    if host is not None and not is_loopback(host):
+        raise BadInputError(
+            f"PREFECT_RUNNER_SERVER_HOST={host}: the webserver of `l1flow serve`'s runner has no "
+            "authentication; keep it on 127.0.0.1 or set PREFECT_RUNNER_SERVER_ENABLE=false"
+        )
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     require_server()
+    _check_runner_webserver()
     from l1flow.flows.deployments import control_deployments, register_synthesis, serve_control_flows
 
     registration = register_synthesis(source=args.source, memory_slots_gb=args.memory_gb)
@@ -86,6 +146,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print("serving watch_conditions/watch and retrain; stop with Ctrl-C")
     serve_control_flows(deployments)
     return 0
+
+
+# ---------------------------------------------------------------- servers
+
+
+def _exec_server(launch: ServerLaunch) -> int:
+    """Replace this process by the server, so that signals and the process group reach it directly."""
+    print(f"starting the {launch.description}", flush=True)
+    os.execve(launch.command[0], launch.command, launch.env)
+    return 0  # not reached: exec replaced this process
+
+
+def _cmd_prefect_server(args: argparse.Namespace) -> int:
+    return _exec_server(prefect_server_launch(args.host, args.port))
+
+
+def _cmd_registry_server(args: argparse.Namespace) -> int:
+    return _exec_server(registry_server_launch(args.workspace, args.host, args.port, args.allowed_hosts))
 
 
 # ---------------------------------------------------------------- worker
@@ -120,7 +198,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add ``serve`` and ``worker``."""
+    """Add ``serve``, ``worker``, ``prefect-server`` and ``registry-server``."""
     serve = subparsers.add_parser(
         "serve",
         help="register deployments, pools, limits and automations on the Prefect server, then serve "
@@ -154,6 +232,35 @@ def add_commands(subparsers: Any) -> None:
         help="flow the retrain deployment runs (path:function inside --source)",
     )
     serve.set_defaults(func=_cmd_serve)
+
+    prefect_server = subparsers.add_parser(
+        "prefect-server",
+        help="start the Prefect API server (database: PREFECT_API_DATABASE_CONNECTION_URL); "
+        f"requires the credential in {PREFECT_AUTH_FILE_ENV} to listen beyond 127.0.0.1",
+    )
+    prefect_server.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on; anything but loopback needs authentication (default 127.0.0.1)",
+    )
+    prefect_server.add_argument("--port", type=int, default=4200, help="port (default 4200)")
+    prefect_server.set_defaults(func=_cmd_prefect_server)
+
+    registry_server = subparsers.add_parser(
+        "registry-server",
+        help="serve a registry workspace with MLflow (basic authentication with the admin credential "
+        f"in {REGISTRY_AUTH_FILE_ENV}; required to listen beyond 127.0.0.1)",
+    )
+    registry_server.add_argument("--workspace", type=Path, required=True, help="the registry's workspace folder")
+    registry_server.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to listen on; anything but loopback needs authentication (default 127.0.0.1)",
+    )
+    registry_server.add_argument("--port", type=int, default=5000, help="port (default 5000)")
+    registry_server.add_argument(
+        "--allowed-hosts", default=None,
+        help="Host headers MLflow accepts when clients use a name, e.g. registry.example.org:5000",
+    )
+    registry_server.set_defaults(func=_cmd_registry_server)
 
     worker = subparsers.add_parser(
         "worker",

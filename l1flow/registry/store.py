@@ -39,6 +39,7 @@ from l1flow.errors import BadInputError, VerificationFailed
 from l1flow.registry.bundle import BUNDLE_FILE, BundleError, safe_extract, sha256_file, write_bundle
 from l1flow.registry.criteria import AcceptanceCriteria, AcceptanceVerdict, evaluate_acceptance, gate_verdict
 from l1flow.runfolder import SummaryError, read_summary
+from l1flow.service.auth import registry_credential
 from l1flow.settings import settings
 
 # Progress bars would garble CLI output and logs; the user can still turn them on.
@@ -260,6 +261,9 @@ class ModelRegistry:
         if artifact_location is None and (tracking_uri is None or tracking_uri.startswith(("sqlite:", "file:"))):
             artifact_location = (self.workspace / "mlartifacts").as_uri()
         self.tracking_uri = tracking_uri or f"sqlite:///{self.workspace / 'mlflow.db'}"
+        if self.tracking_uri.startswith(("http:", "https:")):
+            # a served registry (`l1flow registry-server`) asks for the credential MLflow's client sends
+            registry_credential()
         self._lock_path = self.workspace / ".registry.lock"
         # Creating the schema of a new SQLite store (which MlflowClient does on
         # first contact) is not safe from two processes at once.
