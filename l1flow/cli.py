@@ -33,6 +33,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from l1flow.conditions.cli import add_commands as add_conditions_commands
+    from l1flow.export.cli import add_commands as add_export_commands
     from l1flow.registry.cli import add_commands as add_models_commands
     from l1flow.report.cli import add_commands as add_report_commands
     from l1flow.service.cli import add_commands as add_service_commands
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.set_defaults(func=_cmd_compare)
 
     add_conditions_commands(sub)
+    add_export_commands(sub)
     add_models_commands(sub)
     add_report_commands(sub)
     add_service_commands(sub)
