@@ -111,21 +111,27 @@ def make_bdt_run(run: Path, name: str, version: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Three built packages: ae v1, ae v2 (other weights) and bdt v1."""
-    root = tmp_path_factory.mktemp("emulators")
-    runs = {
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three run folders: ae version 1, ae version 2 (other weights) and bdt version 1."""
+    root = tmp_path_factory.mktemp("runs")
+    return {
         "ae_v1": make_ae_run(root / "run_a", "ae", 1, seed=1),
         "ae_v2": make_ae_run(root / "run_b", "ae", 2, seed=2),
         "bdt_v1": make_bdt_run(root / "run_c", "bdt", 1),
     }
+
+
+@pytest.fixture(scope="module")
+def packages(runs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The three runs' packages, each built and passing `make check`."""
+    root = tmp_path_factory.mktemp("packages")
     built: dict[str, Path] = {}
     for key, run in runs.items():
-        name = key.split("_")[0]
-        package = write_emulator_package(source_from_run(run, name), root / "packages" / key)
+        package = write_emulator_package(source_from_run(run, key.split("_")[0]), root / key)
         result = build_and_check(package.folder)
         assert result.events == EVENTS
-        assert f"{EVENTS} events" in result.report and "mismatching words: 0 (l1flow_predict_words), 0" in result.report
+        assert f"{EVENTS} events" in result.report
+        assert "mismatching words: 0 (l1flow_predict_words), 0 (hls4mlEmulator::Model)" in result.report
         built[key] = package.folder
     return built
 
@@ -304,3 +310,38 @@ def test_model_references_and_bad_runs_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="neither an hls4ml project"):
         source_from_run(tmp_path, "bdt")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_registry_version_keeps_the_attached_package_and_refuses_a_tampered_one(runs: dict[str, Path],
+                                                                                tmp_path: Path) -> None:
+    from l1flow.cli import main
+    from l1flow.registry.criteria import AcceptanceCriteria
+    from l1flow.registry.store import ModelRegistry, RegistryError
+
+    workspace = tmp_path / "workspace"
+    registry = ModelRegistry(workspace)
+    [registered] = registry.record_run(runs["bdt_v1"], AcceptanceCriteria(), promote=False)
+    number = registered.version
+    common = ["--workspace", str(workspace)]
+    assert main(["export", "emulator", f"bdt/{number}", "--out", str(tmp_path / "first"), "--attach", *common]) == 0
+    assert registry.has_emulator("bdt", number)
+    with pytest.raises(RegistryError, match="already has an emulator package"):
+        registry.attach_emulator("bdt", number, tmp_path / "first" / "emulator.json")
+    # a later export of the alias gets the attached files, byte for byte
+    assert main(["export", "emulator", "bdt@candidate", "--out", str(tmp_path / "second"), *common]) == 0
+    first, second = (json.loads((tmp_path / k / "emulator.json").read_text()) for k in ("first", "second"))
+    assert first == second and first["library"] == f"libbdt_v{number}.so"
+    assert f"bdt version {number}" in first["origin"]
+    assert sorted(p.name for p in (tmp_path / "second").iterdir()) == sorted(
+        p.name for p in (tmp_path / "first").iterdir()
+    )
+    for relative in first["files"]:
+        assert (tmp_path / "second" / relative).read_bytes() == (tmp_path / "first" / relative).read_bytes()
+    # a replaced archive in the artifact store is refused, and nothing is written
+    [stored] = list(workspace.glob("mlartifacts/**/emulators/bdt/*/*.tar.gz"))
+    stored.write_bytes(stored.read_bytes()[:-10] + bytes(10))
+    assert main(["export", "emulator", "bdt@candidate", "--out", str(tmp_path / "third"), *common]) == 2
+    assert not (tmp_path / "third").exists()
+    # an existing --out is refused before anything is done
+    assert main(["export", "emulator", f"{runs['bdt_v1']}:bdt", "--out", str(tmp_path / "first")]) == 2
