@@ -10,6 +10,7 @@ l1flow's bit-exact emulators.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -155,10 +156,11 @@ def test_package_contents_name_the_version_and_only_three_symbols_are_exported(p
         # but _init / _fini are what a toolchain may add, so they are filtered by name
         names = sorted(n for n in listed[2::3] if n not in ("_init", "_fini"))
         assert names == sorted(EXPORTED_SYMBOLS), f"{library} exports {names}"
-        # the weights are in the library, but only as local symbols of the model's namespace
-        local = subprocess.run(["nm", "-C", str(library)], capture_output=True, text=True, check=True).stdout
+        # the weights are in the library, but only as local data symbols of the model's namespace
+        symbols = subprocess.run(["nm", "-C", str(library)], capture_output=True, text=True, check=True).stdout
+        weights = re.findall(r"^[0-9a-f]+ (\w) (\S*\bw\d+)$", symbols, re.MULTILINE)
         if key.startswith("ae"):
-            assert f"l1flow_{key}::w2" in local or f"l1flow_{key}::w3" in local or f"l1flow_{key}::" in local
+            assert weights and all(kind.islower() and name.startswith(f"l1flow_{key}::") for kind, name in weights)
 
 
 _LOADER = textwrap.dedent(
@@ -190,7 +192,10 @@ _LOADER = textwrap.dedent(
     for f, (lib, meta) in libs.items():
         report["before"][meta["library"]], outputs[meta["library"]] = mismatches(lib, f)
     report["words"] = {k: int(v.size) for k, v in outputs.items()}
-    report["v1_vs_v2_differing"] = int(np.count_nonzero(outputs["libae_v1.so"] != outputs["libae_v2.so"]))
+    report["differing"] = {
+        f"{a}|{b}": int(np.count_nonzero(outputs[a] != outputs[b]))
+        for a in outputs for b in outputs if a < b and outputs[a].shape == outputs[b].shape
+    }
     # unload the first library for real, then run the others again
     first, (lib, meta) = folders[0], libs.pop(folders[0])
     import _ctypes
@@ -217,7 +222,7 @@ def test_three_libraries_in_one_process_each_reproduce_their_own_vectors(package
     assert report["before"] == {"libae_v1.so": 0, "libae_v2.so": 0, "libbdt_v1.so": 0}
     assert report["words"] == {"libae_v1.so": EVENTS * 6, "libae_v2.so": EVENTS * 6, "libbdt_v1.so": EVENTS}
     # the two versions really compute different things, so agreeing with their own vectors means no collision
-    assert report["v1_vs_v2_differing"] > EVENTS
+    assert report["differing"]["libae_v1.so|libae_v2.so"] > EVENTS
     assert report["unloaded"] == "libae_v1.so" and report["still_mapped"] is False
     assert report["after"] == {"libae_v2.so": 0, "libbdt_v1.so": 0}
 
@@ -272,6 +277,45 @@ def test_model_interface_of_two_versions_in_one_process_matches_each_alone(packa
     together = subprocess.run([str(program), v1, v2], capture_output=True, text=True, check=True).stdout
     assert together == alone[0] + alone[1]
     assert alone[0] != alone[1]
+
+
+_HLS4ML_CSIM = textwrap.dedent(
+    """
+    import ctypes, glob, json, os, sys
+    import numpy as np
+    x = np.linspace(-2, 2, 6)
+    outputs = []
+    for run in sys.argv[1:]:
+        [library] = glob.glob(os.path.join(run, "firmware/ae/hls4ml/firmware/myproject-*.so"))
+        lib = ctypes.CDLL(library, mode=os.RTLD_GLOBAL)
+        y = np.zeros(6)
+        lib.myproject_double(x.ctypes.data_as(ctypes.c_void_p), y.ctypes.data_as(ctypes.c_void_p))
+        outputs.append(y.tolist())
+    print(json.dumps(outputs))
+    """
+)
+
+
+@pytest.mark.slow
+def test_hls4ml_own_csim_libraries_collide_in_one_process(runs: dict[str, Path], tmp_path: Path) -> None:
+    """The failure the packages prevent: hls4ml's C-sim libraries export `myproject`, `w3`, ...
+
+    Loaded with RTLD_GLOBAL after version 1, version 2's library runs
+    version 1's code and weights, so this check would catch a package that
+    leaked its symbols the same way.
+    """
+    script = tmp_path / "csim.py"
+    script.write_text(_HLS4ML_CSIM)
+
+    def outputs(*keys: str) -> list[list[float]]:
+        run = subprocess.run([sys.executable, str(script), *(str(runs[k]) for k in keys)],
+                             check=True, capture_output=True, text=True)
+        return list(json.loads(run.stdout))
+
+    [v1_alone], [v2_alone] = outputs("ae_v1"), outputs("ae_v2")
+    assert v1_alone != v2_alone
+    v1_first, v2_second = outputs("ae_v1", "ae_v2")
+    assert v1_first == v1_alone and v2_second != v2_alone
 
 
 @pytest.mark.slow

@@ -209,8 +209,8 @@ def _gate_vectors(root: Path) -> tuple[Path, VectorSet]:
     candidates: list[tuple[int, Path]] = []
     for meta in sorted(root.glob(f"*/{META_FILE}")):
         try:
-            files = json.loads(meta.read_text()).get("files") or {}
-            events = int(json.loads(meta.read_text()).get("events", 0))
+            content = json.loads(meta.read_text())
+            files, events = content.get("files") or {}, int(content.get("events", 0))
         except (json.JSONDecodeError, TypeError, ValueError) as error:
             raise BadInputError(f"{meta}: not a readable vector meta file ({error})") from error
         if "inputs" in files and "outputs" in files:
@@ -232,7 +232,6 @@ def _gate_vectors(root: Path) -> tuple[Path, VectorSet]:
 
 def write_emulator_package(source: EmulatorSource, out: Path) -> EmulatorPackage:
     """Write the package folder `out` (replaced only once complete)."""
-    require_executable("g++", "checking the emulator package's C++", "Install g++ (Debian: build-essential).")
     with atomic_folder(out) as staging:
         for sub in ("src", "include", "vectors"):
             (staging / sub).mkdir()
@@ -256,15 +255,14 @@ def write_emulator_package(source: EmulatorSource, out: Path) -> EmulatorPackage
             "@OUTPUT_CPP@": _cpp_type(out_type),
         }
         if source.kind == "hls4ml":
-            model_source, extra_includes = _hls4ml_sources(source, staging, values)
+            model_source = _hls4ml_sources(source, staging, values)
         else:
-            model_source, extra_includes = _conifer_sources(source, staging, values)
+            model_source = _conifer_sources(source, staging, values)
         write_text_atomic(staging / "src" / f"{source.library}.cpp", model_source)
         write_text_atomic(
             staging / "src" / "check_vectors.cpp", _fill((TEMPLATE_DIR / "check_vectors.cpp").read_text(), values)
         )
-        makefile = _fill((TEMPLATE_DIR / "Makefile").read_text(), {**values, "@EXTRA_INCLUDES@": extra_includes})
-        write_text_atomic(staging / "Makefile", makefile)
+        write_text_atomic(staging / "Makefile", _fill((TEMPLATE_DIR / "Makefile").read_text(), values))
         manifest = _manifest(source, values)
         write_text_atomic(staging / "README.md", _readme(source, manifest))
         manifest["files"] = {
@@ -293,7 +291,8 @@ def _cpp_type(t: FixedType) -> str:
     return f"{kind}<{t.width},{t.integer},AP_{t.rounding},AP_{t.overflow},0>"
 
 
-def _hls4ml_sources(source: EmulatorSource, staging: Path, values: dict[str, str]) -> tuple[str, str]:
+def _hls4ml_sources(source: EmulatorSource, staging: Path, values: dict[str, str]) -> str:
+    """Copy the hls4ml firmware and ap_types; return the library's source."""
     project = source.project_dir
     config_file = project / "hls4ml_config.yml"
     # read by pattern: the file holds hls4ml's own YAML tags (!keras_model) that a safe loader refuses
@@ -337,8 +336,7 @@ def _hls4ml_sources(source: EmulatorSource, staging: Path, values: dict[str, str
         "@INPUT_T@": input_t,
         "@OUTPUT_T@": output_t,
     }
-    text = _fill((TEMPLATE_DIR / "hls4ml_model.cpp").read_text(), filled)
-    return text, ""
+    return _fill((TEMPLATE_DIR / "hls4ml_model.cpp").read_text(), filled)
 
 
 def _external_includes(firmware: Path) -> list[str]:
@@ -359,7 +357,8 @@ def _external_includes(firmware: Path) -> list[str]:
     return seen
 
 
-def _conifer_sources(source: EmulatorSource, staging: Path, values: dict[str, str]) -> tuple[str, str]:
+def _conifer_sources(source: EmulatorSource, staging: Path, values: dict[str, str]) -> str:
+    """Copy conifer.h, the forest's JSON (compiled in), ap_types and nlohmann/json; return the library's source."""
     import conifer  # type: ignore[import-untyped]  # the cpp backend's header ships with the package
 
     project = source.project_dir
@@ -381,8 +380,7 @@ def _conifer_sources(source: EmulatorSource, staging: Path, values: dict[str, st
     if f"){delimiter}\"" in forest_json:
         raise BadInputError(f"{configs[0]}: holds the text ){delimiter}\" and cannot be compiled in")
     write_text_atomic(staging / "src" / "forest_json.inc", f'R"{delimiter}({forest_json}){delimiter}"\n')
-    text = _fill((TEMPLATE_DIR / "conifer_model.cpp").read_text(), {**values, "@BDT_CONFIG@": config_match.group(0)})
-    return text, ""
+    return _fill((TEMPLATE_DIR / "conifer_model.cpp").read_text(), {**values, "@BDT_CONFIG@": config_match.group(0)})
 
 
 def _json_headers() -> Path:
