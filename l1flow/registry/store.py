@@ -63,6 +63,8 @@ HISTORY_TAG = TAG + "production_history"
 LOG_TAG = TAG + "production_log"
 BUNDLE_SHA_TAG = TAG + "bundle.sha256"
 BUNDLE_PATH_TAG = TAG + "bundle.artifact_path"
+EMULATOR_SHA_TAG = TAG + "emulator.sha256"
+EMULATOR_PATH_TAG = TAG + "emulator.artifact_path"
 REPORT_FILE = "report.html"
 # A model block larger than this stays only in the run's summary.json artifact
 # (MLflow limits a registry tag value to 100,000 characters).
@@ -138,7 +140,7 @@ class VersionDetails:
 class FetchedBundle:
     """A bundle downloaded by :meth:`ModelRegistry.fetch`, verified and extracted."""
 
-    archive: Path
+    archive: Path | None  # the kept archive (None when only the extracted folder is kept)
     folder: Path
     sha256: str
     files: list[str]
@@ -732,30 +734,73 @@ class ModelRegistry:
         registered) and the folder ``<dest>/<name>-v<N>/``.
         """
         number = self.resolve_version(name, version)
-        record = self._model_version(name, number)
-        expected = record.tags.get(BUNDLE_SHA_TAG)
-        artifact = record.tags.get(BUNDLE_PATH_TAG)
-        if not expected or not artifact:
-            raise RegistryError(f"{name} version {number} has no firmware bundle recorded")
         dest = Path(dest)
         archive = dest / f"{_key(name)}-v{number}.tar.gz"
         folder = dest / f"{_key(name)}-v{number}"
         if archive.exists() or folder.exists():
             raise RegistryError(f"{archive} or {folder} already exists; fetch into an empty folder")
-        dest.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest) as scratch:
+        return self._download_verified(name, number, BUNDLE_SHA_TAG, BUNDLE_PATH_TAG, "firmware bundle", folder, archive)
+
+    def attach_emulator(self, name: str, version: int | str, archive: Path) -> str:
+        """Attach an emulator package (a tar.gz) to a version, as its firmware bundle is; return its sha256.
+
+        The archive goes to the artifacts of the version's MLflow run and its
+        sha256 and path become version tags, so :meth:`fetch_emulator` returns
+        exactly these bytes. A version takes one emulator package: attaching
+        another is refused.
+        """
+        number = self.resolve_version(name, version)
+        with self._locked():
+            record = self._model_version(name, number)
+            if record.tags.get(EMULATOR_SHA_TAG):
+                raise RegistryError(
+                    f"{name} version {number} already has an emulator package "
+                    f"(sha256 {record.tags[EMULATOR_SHA_TAG]}); fetch it instead of attaching another"
+                )
+            sha = sha256_file(Path(archive))
+            artifact_dir = f"emulators/{_key(name)}/v{number}"
+            self.client.log_artifact(record.run_id, str(archive), artifact_dir)
+            self.client.set_model_version_tag(name, str(number), EMULATOR_PATH_TAG, f"{artifact_dir}/{Path(archive).name}")
+            self.client.set_model_version_tag(name, str(number), EMULATOR_SHA_TAG, sha)
+        return sha
+
+    def has_emulator(self, name: str, version: int | str) -> bool:
+        """Whether an emulator package is attached to the version."""
+        record = self._model_version(name, self.resolve_version(name, version))
+        return bool(record.tags.get(EMULATOR_SHA_TAG) and record.tags.get(EMULATOR_PATH_TAG))
+
+    def fetch_emulator(self, name: str, version: int | str, folder: Path) -> FetchedBundle:
+        """Download the version's attached emulator package, check its sha256 and extract it into `folder`."""
+        number = self.resolve_version(name, version)
+        folder = Path(folder)
+        if folder.exists():
+            raise RegistryError(f"{folder} already exists; fetch the emulator package into a new folder")
+        return self._download_verified(name, number, EMULATOR_SHA_TAG, EMULATOR_PATH_TAG, "emulator package", folder, None)
+
+    def _download_verified(
+        self, name: str, number: int, sha_tag: str, path_tag: str, what: str, folder: Path, archive: Path | None
+    ) -> FetchedBundle:
+        """Download an archive recorded by tags, refuse it unless its sha256 matches, extract it to `folder`."""
+        record = self._model_version(name, number)
+        expected = record.tags.get(sha_tag)
+        artifact = record.tags.get(path_tag)
+        if not expected or not artifact:
+            raise RegistryError(f"{name} version {number} has no {what} recorded")
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".fetch-", dir=folder.parent) as scratch:
             downloaded = Path(self.client.download_artifacts(record.run_id, artifact, scratch))
             actual = sha256_file(downloaded)
             if actual != expected:
                 raise RegistryError(
-                    f"the bundle of {name} version {number} in the artifact store has sha256 {actual}, "
+                    f"the {what} of {name} version {number} in the artifact store has sha256 {actual}, "
                     f"but {expected} was registered; the store copy is corrupt or was replaced"
                 )
             try:
                 files = safe_extract(downloaded, folder)
             except BundleError as error:
                 raise RegistryError(f"{name} version {number}: {error}") from error
-            shutil.move(str(downloaded), archive)
+            if archive is not None:
+                shutil.move(str(downloaded), archive)
         return FetchedBundle(archive=archive, folder=folder, sha256=actual, files=files)
 
 
