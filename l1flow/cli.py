@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     from l1flow.service.cli import add_commands as add_service_commands
     from l1flow.synthesis.cli import add_commands as add_synthesis_commands
     from l1flow.training.cli import add_commands as add_training_commands
+    from l1flow.verify.cli import add_commands as add_verify_commands
 
     parser = argparse.ArgumentParser(
         prog="l1flow",
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_service_commands(sub)
     add_synthesis_commands(sub)
     add_training_commands(sub)
+    add_verify_commands(sub)
     return parser
 
 

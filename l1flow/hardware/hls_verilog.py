@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from l1flow.errors import BadInputError
 from l1flow.firmware.fixed import FixedType
 from l1flow.firmware.vectors import Port
 from l1flow.hardware.base import HardwareSource
@@ -39,7 +40,7 @@ _DECL = re.compile(
 )
 
 
-class HLSVerilogError(ValueError):
+class HLSVerilogError(BadInputError):
     """The HLS Verilog folder does not fit the firmware ports or the ap_ctrl_hs protocol."""
 
 
@@ -104,17 +105,25 @@ def read_top_ports(module_text: str, where: str) -> dict[str, VerilogPort]:
     return ports
 
 
+# `<module> [#(...)] <instance> (` : the identifier that opens an instantiation.
+_INSTANCE = re.compile(r"(?<![\w.$`])(\w+)\s+(?:#\s*\((?:[^()]|\([^()]*\))*\)\s*)?\w+\s*\(")
+
+
 def find_top(modules: dict[str, str]) -> str:
-    """The one module that no other module instantiates."""
+    """The one module that no other module instantiates.
+
+    One regex pass per module collects the identifiers that open an
+    instantiation, so 100 files take well under a second (a search per
+    pair of modules took 30-100 s on 77 Vitis files).
+    """
     used: set[str] = set()
     for name, text in modules.items():
-        for other in modules:
-            if other != name and re.search(rf"(?<![\w.]){re.escape(other)}\s+(?:#\s*\(|\w+\s*\()", text):
-                used.add(other)
+        body = text[text.find("(") :]  # skip `module <name>` itself
+        used.update(m.group(1) for m in _INSTANCE.finditer(body) if m.group(1) != name)
     tops = sorted(set(modules) - used)
     if len(tops) != 1:
         raise HLSVerilogError(
-            f"cannot tell the top module: candidates {tops or sorted(modules)}; pass top=<name> "
+            f"cannot tell the top module: candidates {tops or sorted(modules)}; pass --top <name> "
             "(hls4ml's project name, e.g. 'myproject')"
         )
     return tops[0]

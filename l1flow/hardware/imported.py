@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from l1flow.errors import BadInputError
 from l1flow.firmware.fixed import FixedType
 from l1flow.firmware.vectors import META_FILE, Port, VectorFormatError, VectorSet
 from l1flow.hardware.base import HardwareSource
@@ -59,11 +60,11 @@ BOARD_FORMAT = "l1flow-board-capture/1"
 _HEX = re.compile(r"^(?:0[xX])?([0-9a-fA-F]+)$")
 
 
-class ImportFormatError(ValueError):
+class ImportFormatError(BadInputError):
     """An imported result file is missing, truncated, reordered or malformed."""
 
 
-class StimulusMismatchError(ValueError):
+class StimulusMismatchError(BadInputError):
     """The imported results answer other input words than the stimulus given."""
 
 
