@@ -203,3 +203,17 @@ def test_board_result_folder_in_vector_format(tmp_path):
     other = _stimulus(tmp_path / "other", words=WORDS[::-1].copy(), expected=EXPECTED[::-1].copy())
     with pytest.raises(StimulusMismatchError, match="answers stimulus"):
         BoardCaptureSource(tmp_path / "captured", INPUTS, OUTPUTS, tmp_path / "prj").simulate(other)
+
+
+def test_gate_command_reads_a_cosim_folder(tmp_path, capsys):
+    from l1flow.cli import main
+
+    _stimulus(tmp_path)
+    assert main(["gate", str(tmp_path / "stimulus"), str(SIM.parent)]) == 0
+    assert "PASS: 0 of 6 events differ" in capsys.readouterr().out
+    sim = _copy_sim(tmp_path)
+    path = sim / "tv" / "rtldatafile" / "rtl.myproject.autotvout_layer3_out_2.dat"
+    path.write_text(path.read_text().replace("0x028", "0x029", 1))  # event 3, output 2: one LSB
+    assert main(["gate", str(tmp_path / "stimulus"), str(sim)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL: 1 of 6 events differ (1 words)" in out and "layer3_out[2]: expected 40, got 41, bits [0]" in out

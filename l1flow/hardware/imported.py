@@ -368,6 +368,32 @@ class CosimImport(HardwareSource):
         return outputs
 
 
+def is_cosim_folder(path: Path) -> bool:
+    """A co-simulation's ``sim/tv`` (or ``sim``, or the solution folder) rather than a vector folder."""
+    try:
+        _tv_dir(Path(path))
+    except ImportFormatError:
+        return False
+    return True
+
+
+def cosim_top(tv_dir: Path) -> str:
+    """The top function's name, read from the file names ``c.<top>.autotvin_<port>.dat``."""
+    names = {p.name.split(".")[1] for p in (tv_dir / "cdatafile").glob("c.*.autotvin_*.dat") if p.name.count(".") >= 2}
+    if len(names) != 1:
+        raise ImportFormatError(
+            f"{tv_dir / 'cdatafile'}: expected c.<top>.autotvin_<port>.dat files of one top function, found tops {sorted(names)}"
+        )
+    return names.pop()
+
+
+def cosim_result(sim_dir: Path, stimulus: VectorSet, top: str | None = None) -> VectorSet:
+    """A co-simulation folder read as a result set answering ``stimulus`` (for the gate)."""
+    tv = _tv_dir(Path(sim_dir))
+    source = CosimImport(tv, stimulus.inputs, stimulus.outputs, tv, top=top or cosim_top(tv))
+    return source.simulate(stimulus)
+
+
 def _as_tvin(port: Port) -> Port:
     return Port(f"autotvin_{port.name}", port.type, port.shape)
 
