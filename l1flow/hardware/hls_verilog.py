@@ -174,6 +174,12 @@ def bind_ports(ports: dict[str, VerilogPort], firmware: list[Port], direction: s
                     )
                 word = WordBits(first_word + i, 0, t.width, t.signed)
                 found.append(PortBinding(element, _valid(ports, element.name), (word,)))
+            extra = [n for n in _candidates(fw.name, fw.size) if n in ports and ports[n].direction == direction]
+            if extra:
+                raise HLSVerilogError(
+                    f"{where}: the top module has port {extra[0]}, element {fw.size} of {fw.name}, but the "
+                    f"firmware port declares {fw.size} elements ({fw.type}{list(fw.shape)})"
+                )
         bindings.extend(found)
         first_word += fw.size
     return bindings

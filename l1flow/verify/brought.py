@@ -227,10 +227,10 @@ class Verifier:
         details: dict[str, Any] = {}
         if spec.kind == "verilog":
             verilog = find_verilog_dir(spec.path)
-            expected = self.expected(stimulus, "verilog")
             source = HLSVerilogSource(verilog, self.inputs, self.outputs, self.work_dir / "verilog",
                                       top=self.top, cache_dir=self.cache_dir, threads=self.threads)
-            source.write()
+            source.write()  # port binding errors before any build
+            expected = self.expected(stimulus, "verilog")
             build_start = time.monotonic()
             source.compile()
             details["build_seconds"] = round(time.monotonic() - build_start, 3)
