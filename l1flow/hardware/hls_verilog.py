@@ -18,6 +18,7 @@ with Verilator (cached by content hash).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from l1flow.hardware.verilator import build_verilated_harness, run_simulator
 TEMPLATE = Path(__file__).resolve().parents[2] / "firmware_templates" / "verilator_hls" / "harness.cpp"
 CONTROL_PORTS = ("ap_clk", "ap_rst", "ap_rst_n", "ap_start", "ap_done", "ap_idle", "ap_ready", "ap_continue")
 _READMEM = re.compile(r'(\$readmem[hb]\s*\(\s*")([^"]+)(")')
-_MODULE = re.compile(r"\bmodule\s+(\w+)\s*(?:#\s*\((?:[^()]|\([^()]*\))*\)\s*)?\(", re.S)
+_MODULE = re.compile(r"\bmodule\s+(\w+)\s*(?:#\s*\((?:[^()]|\([^()]*\))*\)\s*)?\(", re.DOTALL)
 _DECL = re.compile(
     r"\b(input|output|inout)\b\s*(?:wire|reg|logic)?\s*(?:signed\s*)?(\[\s*[^\]]+\])?\s*"
     r"((?:\w+\s*,\s*)*\w+)\s*(?=[;,)])"
@@ -71,7 +72,7 @@ class PortBinding:
 
 
 def _strip_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.DOTALL)
     return re.sub(r"//[^\n]*", "", text)
 
 
@@ -338,7 +339,7 @@ class HLSVerilogSource(HardwareSource):
         self._data = {}
         self._verilog = {}
         for name, text in texts.items():
-            self._verilog[name] = _READMEM.sub(lambda m: self._localise_rom(m, folder, name), text)
+            self._verilog[name] = _READMEM.sub(functools.partial(self._localise_rom, folder=folder, verilog_name=name), text)
         self._header = harness_ports(ports, in_bind, out_bind, self.n_inputs, self.n_outputs, self.max_stall_cycles)
         self.top = top
         self.project_dir.mkdir(parents=True, exist_ok=True)

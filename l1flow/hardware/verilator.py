@@ -23,7 +23,6 @@ import numpy as np
 from l1flow.errors import L1flowError
 from l1flow.toolchain import require_executable
 
-
 # The word-file main and bit packing shared by the streaming harnesses; every build gets it.
 WORD_STREAM_HEADER = Path(__file__).resolve().parents[2] / "firmware_templates" / "verilator_common" / "word_stream.h"
 

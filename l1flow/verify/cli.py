@@ -13,7 +13,12 @@ from l1flow.errors import VerificationFailed
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from l1flow.verify.brought import SourceSpec, results_table, verify_project, write_results_json
+    from l1flow.verify.brought import (
+        SourceSpec,
+        results_table,
+        verify_project,
+        write_results_json,
+    )
     from l1flow.verify.project import read_project
 
     project = read_project(args.project)

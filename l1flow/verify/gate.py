@@ -145,8 +145,10 @@ class GateReport:
         if self.outputs:
             lines += [
                 "",
-                "| output | type | words/event | mismatched events | mismatched words | max diff (LSB) "
-                "| differing bits (bit: count) |",
+                (
+                    "| output | type | words/event | mismatched events | mismatched words | max diff (LSB) "
+                    "| differing bits (bit: count) |"
+                ),
                 "|---|---|---|---|---|---|---|",
             ]
             for out in self.outputs:
@@ -420,7 +422,12 @@ def compare_folders(expected_dir: Path, actual_dir: Path, max_examples: int = DE
     fails the sha256 check in :meth:`VectorSet.load`; the gate reports that
     instead of raising, so a broken hardware result is a failed gate, not a crash.
     """
-    from l1flow.hardware.imported import ImportFormatError, StimulusMismatchError, cosim_result, is_cosim_folder
+    from l1flow.hardware.imported import (
+        ImportFormatError,
+        StimulusMismatchError,
+        cosim_result,
+        is_cosim_folder,
+    )
 
     expected = VectorSet.load(expected_dir)
     try:

@@ -30,7 +30,7 @@ from l1flow.firmware.fixed import FixedType, FixedTypeError
 from l1flow.firmware.vectors import Port
 
 CONFIG_FILE = "hls4ml_config.yml"
-_DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(.+?)\s*$", re.M)
+_DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(.+?)\s*$", re.MULTILINE)
 _TYPEDEF = re.compile(r"\btypedef\s+([^;]+?)\s+(\w+)\s*;")
 _USING = re.compile(r"\busing\s+(\w+)\s*=\s*([^;]+?)\s*;")
 _ARG = re.compile(r"^(?:const\s+)?([\w:<>,\s]+?)\s*(&?)\s*(\w+)\s*((?:\[[^\]]*\]\s*)*)$")
@@ -67,7 +67,7 @@ class FirmwareProject:
 
 
 def _strip_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.DOTALL)
     return re.sub(r"//[^\n]*", "", text)
 
 
@@ -103,7 +103,7 @@ def _evaluate(expr: str, defines: dict[str, str], where: str, depth: int = 0) ->
     text = re.sub(r"\b(\d+)[uUlL]+\b", r"\1", text)
     if not re.fullmatch(r"[\d\s+\-*/()]+", text):
         raise BadInputError(f"{where}: cannot evaluate array size {expr!r}")
-    return int(eval(text.replace("/", "//"), {"__builtins__": {}}, {}))  # noqa: S307 - digits and operators only
+    return int(eval(text.replace("/", "//"), {"__builtins__": {}}, {}))
 
 
 def _resolve_type(name: str, typedefs: dict[str, str], where: str) -> FixedType:
@@ -164,7 +164,7 @@ def read_top_signature(header: Path, top: str, firmware: Path) -> tuple[list[Fir
 def _output_names(source: Path, names: list[str]) -> list[str]:
     """Which arguments are outputs: hls4ml's io_parallel top reshapes its inputs and partitions its outputs."""
     text = _strip_comments(source.read_text(errors="replace")) if source.exists() else ""
-    partitioned = set(re.findall(r"#\s*pragma\s+HLS\s+ARRAY_PARTITION\s+variable=(\w+)", text, flags=re.I))
+    partitioned = set(re.findall(r"#\s*pragma\s+HLS\s+ARRAY_PARTITION\s+variable=(\w+)", text, flags=re.IGNORECASE))
     outputs = [n for n in names if n in partitioned]
     # without the pragmas, hls4ml's own naming: result variables are layer<N>_out
     return outputs or [n for n in names if re.fullmatch(r"layer\d+_out", n)]
@@ -179,7 +179,7 @@ def read_hls4ml_project(folder: Path) -> FirmwareProject:
         raise BadInputError(f"{config_path}: cannot read the hls4ml configuration ({exc})") from exc
     except yaml.YAMLError:
         try:
-            config = yaml.load(config_path.read_text(), Loader=_TolerantLoader)  # noqa: S506 - tags become None
+            config = yaml.load(config_path.read_text(), Loader=_TolerantLoader)
         except yaml.YAMLError as exc:
             raise BadInputError(f"{config_path}: not valid YAML ({exc})") from exc
     if not isinstance(config, dict):
