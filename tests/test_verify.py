@@ -208,3 +208,57 @@ def test_one_changed_rom_word_is_caught(tmp_path, cache):
     words_wrong = [w for m in source["first_mismatches"] for w in m["words"]]
     assert {w["port"] for w in words_wrong} == {"layer3_out"}
     assert all(w["expected"] == 128 and w["actual"] == 129 and w["differing_bits"] == [0] for w in words_wrong)
+
+
+def _qkeras_model():  # type: ignore[no-untyped-def]
+    from qkeras import QActivation, QDense, quantized_bits, quantized_relu
+    from tensorflow.keras.layers import Input
+    from tensorflow.keras.models import Model
+
+    inp = Input((6,), name="objects")
+    x = QActivation(quantized_bits(10, 4, alpha=1), name="q_in")(inp)
+    x = QDense(4, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
+               name="enc")(x)
+    x = QActivation(quantized_relu(8, 3), name="relu")(x)
+    x = QDense(3, kernel_quantizer=quantized_bits(6, 0, alpha=1), bias_quantizer=quantized_bits(6, 0, alpha=1),
+               name="out")(x)
+    model = Model(inp, x)
+    rng = np.random.default_rng(3)
+    for layer in model.layers:
+        if layer.get_weights():
+            layer.set_weights([rng.normal(0, 0.6, w.shape) for w in layer.get_weights()])
+    return model
+
+
+@pytest.mark.slow
+def test_saved_keras_model_makes_the_emulator_the_reference(tmp_path, cache, capsys):
+    from l1flow.firmware.hls4ml_project import convert_keras
+    from l1flow.hardware.imported import write_cosim_tv
+    from l1flow.verify.reference import CppReference, emulator_reference
+
+    convert_keras(_qkeras_model(), tmp_path / "prj", part="xcvu9p-flgb2104-2L-e", clock_period_ns=5.0)
+    project = read_project(tmp_path / "prj")
+    assert project.keras_model == tmp_path / "prj" / "keras_model.keras"
+    emulator, why_not = emulator_reference(project, tmp_path / "emu")
+    assert emulator is not None and why_not == ""
+    words = generated_stimulus(project.input_ports, 2000, seed=1)
+    cpp = CppReference(project, cache.parent / "cpp-reference")
+    # the "hardware" here is the project's own C++; the emulator of its Keras model must agree bit for bit
+    hardware = cpp.predict_words(words)
+    assert np.count_nonzero(emulator.predict_words(words) != hardware) == 0 and len(np.unique(hardware)) > 500
+    sim = tmp_path / "solution1" / "sim" / "tv"
+    write_cosim_tv(sim, "myproject", project.input_ports, project.output_ports, words, hardware)
+    code, report = verify(tmp_path / "prj", cache, f"cosim:{sim.parent.parent}")
+    assert code == 0 and report["sources"][0]["reference"].startswith("l1flow fast emulator")
+    assert report["sources"][0]["events"] == 2000
+    # one LSB of one weight in the firmware the C++ loads: the emulator of the model catches it
+    weights = tmp_path / "prj" / "firmware" / "weights" / "w3.txt"
+    values = [float(v) for v in weights.read_text().replace("\n", "").split(",") if v.strip()]
+    values[0] += -1 / 32 if values[0] > 0 else 1 / 32
+    weights.write_text(", ".join(f"{v:.5f}" for v in values))
+    changed = CppReference(read_project(tmp_path / "prj"), cache.parent / "cpp-reference").predict_words(words)
+    write_cosim_tv(sim, "myproject", project.input_ports, project.output_ports, words, changed)
+    code, report = verify(tmp_path / "prj", cache, f"cosim:{sim.parent.parent}")
+    assert code == 1 and report["sources"][0]["mismatched_events"] == int(np.count_nonzero((changed != hardware).any(axis=1)))
+    assert report["sources"][0]["mismatched_events"] > 0
+    assert "l1flow fast emulator" in capsys.readouterr().out

@@ -33,7 +33,7 @@ from l1flow.hardware.imported import BoardCaptureSource, CosimImport
 from l1flow.hardware.verilator import default_cache_dir
 from l1flow.verify.gate import GateReport, compare
 from l1flow.verify.project import FirmwareProject
-from l1flow.verify.reference import CppReference
+from l1flow.verify.reference import CppReference, EmulatorReference, emulator_reference
 
 KINDS = ("verilog", "cosim", "board", "vectors")
 DEFAULT_EVENTS = 10_000
@@ -169,7 +169,11 @@ class Verifier:
         self.top = top or project.top
         self.threads = threads
         self.stimulus_hash: str | None = None
-        self.reference = CppReference(project, self.cache_dir.parent / "cpp-reference")
+        emulator, why_not = emulator_reference(project, self.work_dir)
+        self.reference: EmulatorReference | CppReference = emulator or CppReference(
+            project, self.cache_dir.parent / "cpp-reference"
+        )
+        self.reference_label = self.reference.name + (f"; the emulator is not used: {why_not}" if why_not else "")
 
     @property
     def inputs(self) -> list[Port]:
@@ -259,7 +263,7 @@ class Verifier:
             expected = self.expected(stimulus, spec.kind)
             actual = board.simulate(expected)
         report = compare(expected, actual)
-        return SourceResult(str(spec), self.reference.name, report, stimulus_label,
+        return SourceResult(str(spec), self.reference_label, report, stimulus_label,
                             time.monotonic() - start, details)
 
 

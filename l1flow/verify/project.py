@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -170,20 +171,25 @@ def _output_names(source: Path, names: list[str]) -> list[str]:
     return outputs or [n for n in names if re.fullmatch(r"layer\d+_out", n)]
 
 
+def read_hls4ml_config(config_path: Path) -> dict[str, Any]:
+    """hls4ml_config.yml as a dict; the model objects hls4ml serialises into it are read as None."""
+    try:
+        text = config_path.read_text()
+    except OSError as exc:
+        raise BadInputError(f"{config_path}: cannot read the hls4ml configuration ({exc})") from exc
+    try:
+        config = yaml.load(text, Loader=_TolerantLoader)  # a SafeLoader; unknown tags become None
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"{config_path}: not valid YAML ({exc})") from exc
+    if not isinstance(config, dict):
+        raise BadInputError(f"{config_path}: not an hls4ml configuration (a YAML mapping)")
+    return config
+
+
 def read_hls4ml_project(folder: Path) -> FirmwareProject:
     folder = Path(folder)
     config_path = folder / CONFIG_FILE
-    try:
-        config = yaml.safe_load(config_path.read_text()) or {}
-    except OSError as exc:
-        raise BadInputError(f"{config_path}: cannot read the hls4ml configuration ({exc})") from exc
-    except yaml.YAMLError:
-        try:
-            config = yaml.load(config_path.read_text(), Loader=_TolerantLoader)
-        except yaml.YAMLError as exc:
-            raise BadInputError(f"{config_path}: not valid YAML ({exc})") from exc
-    if not isinstance(config, dict):
-        raise BadInputError(f"{config_path}: not an hls4ml configuration (a YAML mapping)")
+    config = read_hls4ml_config(config_path)
     top = str(config.get("ProjectName") or "myproject")
     io_type = str(config.get("IOType") or "io_parallel")
     if io_type != "io_parallel":

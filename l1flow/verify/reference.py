@@ -1,7 +1,9 @@
-"""The reference outputs of a project brought from elsewhere: its own C++, compiled here.
+"""The reference outputs of a project brought from elsewhere: l1flow's emulator or the project's C++.
 
-When l1flow's fast emulator cannot stand in for a project (no Keras model
-saved with it, or a layer the emulator does not support), the reference is
+Where the project holds its Keras model (``keras_model.keras``, which hls4ml
+saves beside ``hls4ml_config.yml``) and the emulator supports every layer,
+the reference is l1flow's fast bit-exact emulator of that model converted
+with the project's hls4ml configuration. Otherwise the reference is
 the project's own firmware C++ (``firmware/<top>.cpp``) compiled with g++
 against hls4ml's ap_types and driven by a raw-word test bench generated from
 the top function's signature (``firmware_templates/hls_testbench/raw_words_ports.cpp``):
@@ -11,19 +13,24 @@ hash of the project's firmware sources and the bench.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from l1flow.errors import BadInputError, L1flowError
 from l1flow.fileio import sha256_bytes
 from l1flow.firmware.fixed import FixedType
+from l1flow.firmware.netgraph import FirmwareNet, UnsupportedLayerError
+from l1flow.firmware.nn_emulator import NNEmulator
 from l1flow.hardware.verilator import simulator_words
 from l1flow.toolchain import ap_types_include, require_executable
-from l1flow.verify.project import FirmwarePort, FirmwareProject
+from l1flow.verify.project import CONFIG_FILE, FirmwarePort, FirmwareProject, read_hls4ml_config
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "firmware_templates" / "hls_testbench" / "raw_words_ports.cpp"
 CXX_OPTIONS = ("-O1", "-std=c++14")
@@ -134,3 +141,68 @@ class CppReference:
         if result.size != len(words) * n_out:
             raise L1flowError(f"the C++ reference wrote {result.size} words for {len(words)} x {n_out}")
         return result.reshape(len(words), n_out)
+
+
+class EmulatorReference:
+    """l1flow's fast bit-exact emulator of the project's saved Keras model, converted with its hls4ml config."""
+
+    name = "l1flow fast emulator (keras_model.keras + hls4ml_config.yml)"
+
+    def __init__(self, emulator: NNEmulator) -> None:
+        self.emulator = emulator
+
+    def predict_words(self, input_words: np.ndarray) -> np.ndarray:
+        return self.emulator.predict_words(np.asarray(input_words, dtype=np.int64))
+
+
+def _load_keras(path: Path, work_dir: Path) -> Any:
+    """The saved QKeras model. TF 2.14 cannot rebuild a QActivation whose quantizer the .keras
+    config holds as an object; its string form (what QActivation accepts) is substituted."""
+    from qkeras.utils import _add_supported_quantized_objects
+    from tensorflow import keras
+
+    custom: dict[str, Any] = {}
+    _add_supported_quantized_objects(custom)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        config = json.loads(members["config.json"])
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{path}: not a Keras model archive ({exc})") from exc
+    for layer in config.get("config", {}).get("layers", []):
+        activation = layer.get("config", {}).get("activation")
+        if layer.get("class_name") == "QActivation" and isinstance(activation, dict):
+            args = ", ".join(f"{k}={v!r}" for k, v in activation.get("config", {}).items())
+            layer["config"]["activation"] = f"{activation['class_name']}({args})"
+    members["config.json"] = json.dumps(config).encode()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    patched = work_dir / "keras_model.keras"
+    with zipfile.ZipFile(patched, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return keras.models.load_model(str(patched), custom_objects=custom, compile=False)
+
+
+def emulator_reference(project: FirmwareProject, work_dir: Path) -> tuple[EmulatorReference | None, str]:
+    """The fast emulator as reference where it can stand in for the project; else None and why not."""
+    if project.kind != "hls4ml" or project.keras_model is None:
+        return None, "no keras_model.keras saved in the project"
+    if len(project.inputs) != 1 or len(project.outputs) != 1:
+        return None, "the emulator drives one input and one output array"
+    import hls4ml
+
+    config = read_hls4ml_config(project.folder / CONFIG_FILE)
+    config["KerasModel"] = _load_keras(project.keras_model, work_dir)
+    config["OutputDir"] = str(work_dir / "emulator_hls4ml")  # never written: only the graph is read
+    config.pop("InputData", None)
+    config.pop("OutputPredictions", None)
+    try:
+        net = FirmwareNet.from_hls_model(hls4ml.converters.convert_from_config(config))
+    except UnsupportedLayerError as exc:
+        return None, f"the emulator does not support this model ({exc})"
+    ours = (net.input.name, str(net.input.type), net.input.size, net.output.name, str(net.output.type), net.output.size)
+    inp, out = project.inputs[0].port, project.outputs[0].port
+    theirs = (inp.name, inp.type, inp.size, out.name, out.type, out.size)
+    if ours != theirs:
+        return None, f"the Keras model converts to ports {ours}, the project's firmware has {theirs}"
+    return EmulatorReference(NNEmulator(net)), ""
