@@ -30,7 +30,12 @@ from l1flow.firmware.netgraph import FirmwareNet, UnsupportedLayerError
 from l1flow.firmware.nn_emulator import NNEmulator
 from l1flow.hardware.verilator import simulator_words
 from l1flow.toolchain import ap_types_include, require_executable
-from l1flow.verify.project import CONFIG_FILE, FirmwarePort, FirmwareProject, read_hls4ml_config
+from l1flow.verify.project import (
+    CONFIG_FILE,
+    FirmwarePort,
+    FirmwareProject,
+    read_hls4ml_config,
+)
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "firmware_templates" / "hls_testbench" / "raw_words_ports.cpp"
 CXX_OPTIONS = ("-O1", "-std=c++14")
