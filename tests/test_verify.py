@@ -158,6 +158,23 @@ def test_bad_inputs_exit_2_naming_what_is_wrong(tmp_path, cache, capsys):
     assert "no module named 'mytop'" in capsys.readouterr().err
 
 
+def test_a_runs_model_names_its_firmware_project(tmp_path, cache):
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE, run / "firmware" / "ae" / "hls4ml_prj")
+    summary = {"models": {"ae": {"artifacts": {"model": "models/ae", "firmware": "firmware/ae", "vectors": "vectors/ae"}}}}
+    (run / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "run.json"
+    assert main(["verify", f"{run}:ae", "--against", f"cosim:{SOLUTION}", "--cache", str(cache), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["sources"][0]["events"] == 24
+    assert main(["verify", f"{run}:bdt", "--against", f"cosim:{SOLUTION}"]) == 2
+
+
+def test_unknown_registry_version_exits_2(tmp_path, capsys):
+    code = main(["verify", "no_such_model@production", "--workspace", str(tmp_path / "ws"), "--against", f"cosim:{SOLUTION}"])
+    assert code == 2
+    assert "no_such_model@production" in capsys.readouterr().err
+
+
 def test_find_top_on_a_hundred_modules():
     # a chain m0 -> m1 -> ... -> m99 plus parameterised and port-named instances
     modules = {

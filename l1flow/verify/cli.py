@@ -7,6 +7,8 @@ sub-parser set, so it moves with the CLI's layout.
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 from l1flow.errors import VerificationFailed
@@ -19,20 +21,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         verify_project,
         write_results_json,
     )
-    from l1flow.verify.project import read_project
+    from l1flow.verify.project import read_project, resolve_project
 
-    project = read_project(args.project)
     specs = [SourceSpec.parse(text) for text in args.against]
-    results, stimulus = verify_project(
-        project, specs, events=args.events, seed=args.seed, stimulus_dir=args.stimulus, top=args.top,
-        cache_dir=args.cache, threads=args.threads,
-    )
+    with tempfile.TemporaryDirectory(prefix="l1flow-verify-project-") as scratch:
+        folder = resolve_project(args.project, Path(scratch), args.workspace, args.tracking_uri)
+        project = read_project(folder)
+        results, stimulus = verify_project(
+            project, specs, events=args.events, seed=args.seed, stimulus_dir=args.stimulus, top=args.top,
+            cache_dir=args.cache, threads=args.threads,
+        )
     ports = ", ".join(f"{p.name}:{p.type}{list(p.shape)}" for p in project.input_ports)
     outs = ", ".join(f"{p.name}:{p.type}{list(p.shape)}" for p in project.output_ports)
-    print(f"project {project.folder} ({project.kind}, top {project.top}): inputs {ports}; outputs {outs}")
+    print(f"project {args.project} ({project.kind}, top {project.top}): inputs {ports}; outputs {outs}")
     print(results_table(results, args.examples))
     if args.json is not None:
-        write_results_json(args.json, results, stimulus)
+        write_results_json(args.json, results, {**stimulus, "project": args.project})
     failed = [r.source for r in results if not r.report.passed]
     if failed:
         raise VerificationFailed(f"{len(failed)} of {len(results)} sources differ from the reference: {', '.join(failed)}")
@@ -45,7 +49,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         "verify",
         help="bit-exact check of HLS Verilog, co-simulation or board results against an hls4ml/conifer project",
     )
-    verify.add_argument("project", type=Path, help="hls4ml project folder (hls4ml_config.yml, firmware/) or conifer project")
+    verify.add_argument(
+        "project",
+        help="hls4ml project folder (hls4ml_config.yml, firmware/), conifer project folder, a run's model "
+        "RUN_DIR:MODEL, or a registry version NAME@ALIAS / NAME/VERSION",
+    )
     verify.add_argument(
         "--against", action="append", default=[], metavar="KIND:PATH",
         help="verilog:DIR (syn/verilog, impl/verilog or a solution), cosim:DIR (sim/tv or a solution), "
@@ -59,4 +67,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     verify.add_argument("--examples", type=int, default=5, help="mismatching events to print per source")
     verify.add_argument("--threads", type=int, default=None, help="simulator threads (default: all cores)")
     verify.add_argument("--cache", type=Path, default=None, help="build cache (default ~/.cache/l1flow/verilator)")
+    verify.add_argument(
+        "--workspace", type=Path, default=Path(os.environ.get("L1FLOW_WORKSPACE", "workspace")),
+        help="registry workspace for NAME@ALIAS (default: $L1FLOW_WORKSPACE or ./workspace)",
+    )
+    verify.add_argument("--tracking-uri", default=None, help="MLflow tracking URI of the registry")
     verify.set_defaults(func=_cmd_verify)

@@ -258,3 +258,53 @@ def read_project(folder: Path) -> FirmwareProject:
         f"{folder}: neither an hls4ml project ({CONFIG_FILE} + firmware/) nor a conifer project "
         "(<name>.json + firmware/)"
     )
+
+
+def _project_inside(folder: Path, what: str) -> Path:
+    """The hls4ml (or conifer) project folder in a run's firmware folder or a fetched bundle."""
+    configs = sorted(folder.rglob(CONFIG_FILE), key=lambda p: (len(p.parts), str(p)))
+    if configs:
+        return configs[0].parent
+    for candidate in sorted((p.parent for p in folder.rglob("firmware") if p.is_dir()), key=lambda p: len(p.parts)):
+        if list(candidate.glob("*.json")):
+            return candidate
+    raise BadInputError(f"{what}: {folder} holds no hls4ml project ({CONFIG_FILE}) nor a conifer project")
+
+
+_REGISTRY_REF = re.compile(r"^(?P<name>[\w.-]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))$")
+
+
+def resolve_project(text: str, scratch: Path, workspace: Path | None = None, tracking_uri: str | None = None) -> Path:
+    """The project folder that PROJECT names: a folder, ``RUN_DIR:MODEL`` or ``NAME@ALIAS`` / ``NAME/VERSION``."""
+    path = Path(text)
+    if path.is_dir():
+        return path
+    run_dir, sep, model = text.rpartition(":")
+    if sep and run_dir and Path(run_dir).is_dir():
+        from l1flow.runfolder import SummaryError, read_summary
+
+        try:
+            summary = read_summary(Path(run_dir))
+        except SummaryError as exc:
+            raise BadInputError(str(exc)) from exc
+        models = summary.get("models") or {}
+        if model not in models:
+            raise BadInputError(f"{run_dir}: the run has no model {model!r}; it has {', '.join(sorted(models)) or 'none'}")
+        firmware = (models[model].get("artifacts") or {}).get("firmware")
+        if not firmware or not (Path(run_dir) / firmware).is_dir():
+            raise BadInputError(f"{run_dir}/summary.json: model {model!r} names no firmware folder that exists")
+        return _project_inside(Path(run_dir) / firmware, text)
+    ref = _REGISTRY_REF.match(text)
+    if ref is not None:
+        from l1flow.registry.store import ModelRegistry, RegistryError
+
+        version: int | str = int(ref.group("version")) if ref.group("version") else str(ref.group("alias"))
+        try:
+            registry = ModelRegistry(workspace=workspace or Path("workspace"), tracking_uri=tracking_uri)
+            fetched = registry.fetch(ref.group("name"), version, scratch)
+        except RegistryError as exc:
+            raise BadInputError(f"{text}: {exc}") from exc
+        return _project_inside(fetched.folder, text)
+    raise BadInputError(
+        f"{text}: not a project folder, RUN_DIR:MODEL or a registry version NAME@ALIAS / NAME/VERSION"
+    )
