@@ -158,6 +158,29 @@ def test_bad_inputs_exit_2_naming_what_is_wrong(tmp_path, cache, capsys):
     assert "no module named 'mytop'" in capsys.readouterr().err
 
 
+def test_result_folder_answering_a_stimulus_set(tmp_path, cache, capsys):
+    from l1flow.firmware.vectors import VectorSet
+    from l1flow.verify.reference import CppReference
+
+    project = read_project(FIXTURE)
+    words = generated_stimulus(project.input_ports, 400, seed=9)
+    outputs = CppReference(project, cache.parent / "cpp-reference").predict_words(words)
+    stimulus = VectorSet(project.input_ports, project.output_ports, words, outputs, model={"name": "fixture"})
+    stimulus.save(tmp_path / "stimulus")
+    stimulus.result(outputs, source="board").save(tmp_path / "result")
+    args = ["--stimulus", str(tmp_path / "stimulus")]
+    assert verify(FIXTURE, cache, f"vectors:{tmp_path / 'result'}", extra=tuple(args))[0] == 0
+    wrong = outputs.copy()
+    wrong[17, 3] ^= 1 << 2
+    stimulus.result(wrong, source="board").save(tmp_path / "result")
+    code, report = verify(FIXTURE, cache, f"vectors:{tmp_path / 'result'}", extra=tuple(args))
+    assert code == 1 and report["sources"][0]["mismatched_events"] == 1
+    assert report["sources"][0]["first_mismatches"][0]["words"][0]["differing_bits"] == [2]
+    # without the stimulus it answers, a result folder cannot be checked
+    assert verify(FIXTURE, cache, f"vectors:{tmp_path / 'result'}")[0] == 2
+    assert "give that stimulus set with --stimulus DIR" in capsys.readouterr().err
+
+
 def test_a_runs_model_names_its_firmware_project(tmp_path, cache):
     run = tmp_path / "run"
     shutil.copytree(FIXTURE, run / "firmware" / "ae" / "hls4ml_prj")
@@ -205,7 +228,11 @@ def test_verilog_with_plusargs_rom_and_dataflow_matches_the_cpp(tmp_path, cache)
     assert (verilog["events"], verilog["mismatched_events"], verilog["passed"]) == (3000, 0, True)
     assert verilog["top"] == "myproject" and verilog["verilog_dir"].endswith("syn/verilog")
     assert (cosim["events"], cosim["passed"]) == (24, True)
-    assert report["stimulus"] == {"kind": "generated (full range, rails, zero)", "seed": 12, "events": 3000}
+    assert report["stimulus"] == {"kind": "generated (full range, rails, zero)", "seed": 12, "events": 3000,
+                                  "project": str(project)}
+    # the project's own test bench inputs (real values, quantized to input_t) as the stimulus
+    code, report = verify(project, cache, f"verilog:{project / 'myproject_prj'}", extra=("--stimulus", "tb"))
+    assert code == 0 and report["sources"][0]["events"] == 6 and report["stimulus"]["kind"] == "given"
 
 
 @pytest.mark.slow
@@ -279,3 +306,36 @@ def test_saved_keras_model_makes_the_emulator_the_reference(tmp_path, cache, cap
     assert code == 1 and report["sources"][0]["mismatched_events"] == int(np.count_nonzero((changed != hardware).any(axis=1)))
     assert report["sources"][0]["mismatched_events"] > 0
     assert "l1flow fast emulator" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_conifer_project_against_a_board_capture(tmp_path, cache, capsys):
+    import conifer
+    import xgboost as xgb
+
+    from l1flow.hardware.imported import write_board_capture
+    from l1flow.verify.reference import CppReference
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 4))
+    booster = xgb.XGBClassifier(n_estimators=3, max_depth=2).fit(x, (x[:, 0] + x[:, 1] > 0).astype(int)).get_booster()
+    config = conifer.backends.xilinxhls.auto_config()
+    config.update(OutputDir=str(tmp_path / "bdt"), ProjectName="my_prj", InputPrecision="ap_fixed<12,4>",
+                  ThresholdPrecision="ap_fixed<12,4>", ScorePrecision="ap_fixed<14,6>")
+    conifer.converters.convert_from_xgboost(booster, config).write()
+    project = read_project(tmp_path / "bdt")
+    assert (project.kind, project.top) == ("conifer", "my_prj")
+    assert [(p.name, p.type, p.shape) for p in project.input_ports + project.output_ports] == [
+        ("x", "ap_fixed<12,4>", (4,)), ("score", "ap_fixed<14,6>", (2,)),
+    ]
+    words = generated_stimulus(project.input_ports, 300, seed=2)
+    scores = CppReference(project, cache.parent / "cpp-reference").predict_words(words)
+    assert len(np.unique(scores[:, 0])) > 5
+    capture = tmp_path / "capture.txt"
+    write_board_capture(capture, project.input_ports, project.output_ports, words, scores)
+    code, report = verify(tmp_path / "bdt", cache, f"board:{capture}")
+    assert code == 0 and report["sources"][0]["events"] == 300
+    scores[40, 0] += 1
+    write_board_capture(capture, project.input_ports, project.output_ports, words, scores)
+    code, report = verify(tmp_path / "bdt", cache, f"board:{capture}")
+    assert code == 1 and report["sources"][0]["first_mismatches"][0]["event"] == 40

@@ -1,6 +1,6 @@
 // Raw-word test bench for any io_parallel hls4ml or conifer top function (written by l1flow).
 //
-//   <top>_raw_ports <inputs.bin> <outputs.bin> <events>
+//   bench <inputs.bin> <outputs.bin> <events>
 //
 // inputs.bin holds @N_IN@ int64 words per event (every input argument's
 // elements in argument order), outputs.bin receives @N_OUT@ per event; each
@@ -15,6 +15,9 @@
 #include <vector>
 
 #include "firmware/@TOP@.h"
+
+// the top function as firmware/@TOP@.cpp defines it (conifer's header declares another overload)
+@PROTOTYPE@
 
 namespace nnet {
 // hls4ml's nnet_helpers.h declares these for tracing; conifer's firmware ignores them.

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from l1flow.errors import BadInputError
-from l1flow.firmware.fixed import FixedType
+from l1flow.firmware.fixed import FixedType, quantize
 from l1flow.firmware.vectors import Port, VectorFormatError, VectorSet
 from l1flow.hardware.hls_verilog import HLSVerilogSource
 from l1flow.hardware.imported import BoardCaptureSource, CosimImport
@@ -116,20 +116,63 @@ def generated_stimulus(ports: list[Port], events: int, seed: int) -> np.ndarray:
     return np.stack(columns, axis=1)
 
 
-def read_stimulus(path: Path, ports: list[Port]) -> tuple[np.ndarray, str]:
-    """Input words (and content hash) of a vector folder whose input ports are the project's."""
+TB_INPUTS = Path("tb_data") / "tb_input_features.dat"
+
+
+def _quantized(values: np.ndarray, ports: list[Port], where: str) -> np.ndarray:
+    """Real input values (events, words) as the input types' words, with each type's rounding and overflow."""
+    width = sum(p.size for p in ports)
+    if values.ndim != 2 or values.shape[1] != width:
+        raise BadInputError(f"{where}: {values.shape[-1] if values.ndim else 0} values per event; the project's "
+                            f"inputs {[p.name for p in ports]} take {width}")
+    columns, start = [], 0
+    for port in ports:
+        columns.append(quantize(values[:, start : start + port.size], FixedType.parse(port.type)))
+        start += port.size
+    return np.concatenate(columns, axis=1).astype(np.int64)
+
+
+def read_stimulus(path: Path, project: FirmwareProject) -> tuple[np.ndarray, str | None]:
+    """Input words (and the vector set's content hash, if one) from what ``--stimulus`` names.
+
+    ``tb`` (the project's own test bench inputs, ``tb_data/tb_input_features.dat``),
+    a vector folder, a text file of real values (one event per line, as hls4ml's
+    test bench reads them), or an event file the data readers read (HDF5, ROOT,
+    .npz: its 57 object features, for a project with one 57-element input).
+    """
+    ports = project.input_ports
+    if str(path) == "tb":
+        path = project.folder / TB_INPUTS
+        if not path.exists():
+            raise BadInputError(f"--stimulus tb: {path} is missing; the project has no test bench inputs")
+    if path.is_dir():
+        try:
+            vectors = VectorSet.load(path)
+        except VectorFormatError as exc:
+            raise BadInputError(f"--stimulus {path}: {exc}") from exc
+        if vectors.inputs != ports:
+            raise BadInputError(
+                f"--stimulus {path}: its input ports {[p.to_json() for p in vectors.inputs]} are not the project's "
+                f"{[p.to_json() for p in ports]}"
+            )
+        if vectors.input_words is None:
+            raise BadInputError(f"--stimulus {path}: the vector folder holds no input words")
+        return vectors.input_words, vectors.content_hash
+    if not path.is_file():
+        raise BadInputError(f"--stimulus {path}: no such file or folder")
+    if path.suffix in (".dat", ".txt", ".csv"):
+        try:
+            values = np.loadtxt(path, dtype=np.float64, ndmin=2, delimiter="," if path.suffix == ".csv" else None)
+        except ValueError as exc:
+            raise BadInputError(f"--stimulus {path}: not rows of numbers ({exc})") from exc
+        return _quantized(values, ports, f"--stimulus {path}"), None
+    from l1flow.data.reader import read_events
+
     try:
-        vectors = VectorSet.load(path)
-    except VectorFormatError as exc:
+        sample = read_events(path)
+    except ValueError as exc:
         raise BadInputError(f"--stimulus {path}: {exc}") from exc
-    if vectors.inputs != ports:
-        raise BadInputError(
-            f"--stimulus {path}: its input ports {[p.to_json() for p in vectors.inputs]} are not the project's "
-            f"{[p.to_json() for p in ports]}"
-        )
-    if vectors.input_words is None:
-        raise BadInputError(f"--stimulus {path}: the vector folder holds no input words")
-    return vectors.input_words, vectors.content_hash
+    return _quantized(sample.features().astype(np.float64), ports, f"--stimulus {path} (57 object features)"), None
 
 
 def find_verilog_dir(path: Path) -> Path:
@@ -276,9 +319,9 @@ def verify_project(
     if not specs:
         raise BadInputError("give at least one --against KIND:PATH (verilog, cosim, board or vectors)")
     if stimulus_dir is not None:
-        stimulus, stimulus_hash = read_stimulus(stimulus_dir, project.input_ports)
-        stimulus_info: dict[str, Any] = {"kind": "vector folder", "path": str(stimulus_dir), "events": len(stimulus)}
-        label = f"vector folder {stimulus_dir}"
+        stimulus, stimulus_hash = read_stimulus(stimulus_dir, project)
+        stimulus_info: dict[str, Any] = {"kind": "given", "path": str(stimulus_dir), "events": len(stimulus)}
+        label = f"{len(stimulus)} events from {stimulus_dir}"
     else:
         stimulus = generated_stimulus(project.input_ports, events, seed)
         stimulus_info = {"kind": "generated (full range, rails, zero)", "seed": seed, "events": events}

@@ -61,7 +61,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     )
     verify.add_argument("--events", type=int, default=10_000, help="generated stimulus events (default 10000)")
     verify.add_argument("--seed", type=int, default=12, help="seed of the generated stimulus (recorded)")
-    verify.add_argument("--stimulus", type=Path, default=None, help="a vector folder to use as stimulus instead")
+    verify.add_argument(
+        "--stimulus", type=Path, default=None,
+        help="instead of generated words: a vector folder, 'tb' (the project's tb_data inputs), a text file of "
+        "input values (one event per line), or an HDF5/ROOT event file",
+    )
     verify.add_argument("--top", default=None, help="top module / function name (default: the project's)")
     verify.add_argument("--json", type=Path, default=None, help="write one object per source to this file")
     verify.add_argument("--examples", type=int, default=5, help="mismatching events to print per source")

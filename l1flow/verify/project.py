@@ -19,11 +19,13 @@ the Keras layer names, so a user never types a port. A conifer project
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from l1flow.errors import BadInputError
@@ -34,6 +36,11 @@ CONFIG_FILE = "hls4ml_config.yml"
 _DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(.+?)\s*$", re.MULTILINE)
 _TYPEDEF = re.compile(r"\btypedef\s+([^;]+?)\s+(\w+)\s*;")
 _USING = re.compile(r"\busing\s+(\w+)\s*=\s*([^;]+?)\s*;")
+_ARRAY_TYPEDEF = re.compile(r"\btypedef\s+([\w:<>, ]+?)\s+(\w+)\s*((?:\[[^\]]+\]\s*)+);")
+# conifer's sizes: `static const int n_features = 4;`
+_CONSTANT = re.compile(r"\b(?:static\s+)?(?:const|constexpr)\s+(?:unsigned\s+)?(?:int|long|size_t)\s+(\w+)\s*=\s*([^;]+?)\s*;")
+# conifer's BDT::fn_classes(n): a binary classifier has one score
+_FN_CLASSES = re.compile(r"(?:BDT::)?fn_classes\s*\(([^()]*)\)")
 _ARG = re.compile(r"^(?:const\s+)?([\w:<>,\s]+?)\s*(&?)\s*(\w+)\s*((?:\[[^\]]*\]\s*)*)$")
 
 
@@ -57,6 +64,8 @@ class FirmwareProject:
     outputs: tuple[FirmwarePort, ...]
     io_type: str
     keras_model: Path | None
+    #: the top function's argument list as the firmware defines it (the bench declares it so)
+    signature: str
 
     @property
     def input_ports(self) -> list[Port]:
@@ -100,11 +109,16 @@ def _evaluate(expr: str, defines: dict[str, str], where: str, depth: int = 0) ->
             )
         return f"({_evaluate(defines[name], defines, where, depth + 1)})"
 
+    expr = _FN_CLASSES.sub(lambda m: str(_fn_classes(_evaluate(m.group(1), defines, where, depth + 1))), expr)
     text = re.sub(r"\b[A-Za-z_]\w*\b", name_value, expr.strip())
     text = re.sub(r"\b(\d+)[uUlL]+\b", r"\1", text)
     if not re.fullmatch(r"[\d\s+\-*/()]+", text):
         raise BadInputError(f"{where}: cannot evaluate array size {expr!r}")
     return int(eval(text.replace("/", "//"), {"__builtins__": {}}, {}))
+
+
+def _fn_classes(n_classes: int) -> int:
+    return 1 if n_classes == 2 else n_classes
 
 
 def _resolve_type(name: str, typedefs: dict[str, str], where: str) -> FixedType:
@@ -123,43 +137,54 @@ def _resolve_type(name: str, typedefs: dict[str, str], where: str) -> FixedType:
         raise BadInputError(f"{where}: type {name} ({spelling}) is not an ap_fixed/ap_int type: {exc}") from exc
 
 
-def _declarations(firmware: Path) -> tuple[dict[str, str], dict[str, str]]:
-    defines: dict[str, str] = {}
-    typedefs: dict[str, str] = {}
+@dataclass(frozen=True)
+class _Declarations:
+    constants: dict[str, str]
+    typedefs: dict[str, str]
+    arrays: dict[str, tuple[str, str]]  # array typedef name -> (element type, "[N][M]")
+
+
+def _declarations(firmware: Path) -> _Declarations:
+    found = _Declarations({}, {}, {})
     for header in sorted(firmware.glob("*.h")):
         text = _strip_comments(header.read_text(errors="replace"))
         for m in _DEFINE.finditer(text):
-            defines.setdefault(m.group(1), m.group(2))
+            found.constants.setdefault(m.group(1), m.group(2))
+        for m in _CONSTANT.finditer(text):
+            found.constants.setdefault(m.group(1), m.group(2))
+        for m in _ARRAY_TYPEDEF.finditer(text):
+            found.arrays.setdefault(m.group(2), (" ".join(m.group(1).split()), m.group(3)))
         for m in _TYPEDEF.finditer(text):
-            typedefs.setdefault(m.group(2), " ".join(m.group(1).split()))
+            found.typedefs.setdefault(m.group(2), " ".join(m.group(1).split()))
         for m in _USING.finditer(text):
-            typedefs.setdefault(m.group(1), " ".join(m.group(2).split()))
-    return defines, typedefs
+            found.typedefs.setdefault(m.group(1), " ".join(m.group(2).split()))
+    return found
 
 
-def read_top_signature(header: Path, top: str, firmware: Path) -> tuple[list[FirmwarePort], list[FirmwarePort]]:
-    """Inputs and outputs of ``void <top>(...)`` in ``header``; hls4ml lists the outputs last."""
-    if not header.exists():
-        raise BadInputError(f"{header}: missing; the project's firmware/ must hold the top function's header")
-    text = _strip_comments(header.read_text(errors="replace"))
-    m = re.search(rf"\bvoid\s+{re.escape(top)}\s*\(([^)]*)\)\s*;", text)
+def read_top_signature(source: Path, top: str, firmware: Path) -> tuple[list[FirmwarePort], str]:
+    """The arguments of ``void <top>(...)`` declared (``;``) or defined (``{``) in ``source``, and their text."""
+    if not source.exists():
+        raise BadInputError(f"{source}: missing; the project's firmware/ must hold the top function")
+    text = _strip_comments(source.read_text(errors="replace"))
+    m = re.search(rf"\bvoid\s+{re.escape(top)}\s*\(([^)]*)\)\s*[;{{]", text)
     if m is None:
-        raise BadInputError(f"{header}: no prototype 'void {top}(...);' of the top function")
-    defines, typedefs = _declarations(firmware)
+        raise BadInputError(f"{source}: no 'void {top}(...)' (the top function)")
+    found = _declarations(firmware)
     ports: list[FirmwarePort] = []
     for arg in _split_top_level(m.group(1)):
-        where = f"{header}: argument {arg!r} of {top}"
+        where = f"{source}: argument {arg!r} of {top}"
         am = _ARG.match(" ".join(arg.split()))
         if am is None:
             raise BadInputError(f"{where}: expected '<type> <name>[<size>]'")
         type_name, _ref, name, dims = am.groups()
-        t = _resolve_type(type_name, typedefs, where)
-        sizes = [_evaluate(d, defines, where) for d in re.findall(r"\[([^\]]*)\]", dims)]
-        shape = tuple(sizes) if sizes else (1,)
-        if not sizes and type_name.strip() in typedefs and "[" in typedefs[type_name.strip()]:
-            raise BadInputError(f"{where}: array typedefs are not supported; declare the size on the argument")
-        ports.append(FirmwarePort(Port(name, str(t), shape), type_name.strip(), bool(sizes)))
-    return ports, []
+        type_name = type_name.strip()
+        if type_name in found.arrays:  # conifer: typedef input_t input_arr_t[n_features];
+            type_name, dims = found.arrays[type_name]
+        t = _resolve_type(type_name, found.typedefs, where)
+        sizes = [_evaluate(d, found.constants, where) for d in re.findall(r"\[([^\]]*)\]", dims)]
+        shape = (int(np.prod(sizes)),) if sizes else (1,)
+        ports.append(FirmwarePort(Port(name, str(t), shape), type_name, bool(sizes)))
+    return ports, " ".join(m.group(1).split())
 
 
 def _output_names(source: Path, names: list[str]) -> list[str]:
@@ -195,7 +220,7 @@ def read_hls4ml_project(folder: Path) -> FirmwareProject:
     if io_type != "io_parallel":
         raise BadInputError(f"{config_path}: IOType is {io_type}; only io_parallel projects can be verified")
     firmware = folder / "firmware"
-    ports, _ = read_top_signature(firmware / f"{top}.h", top, firmware)
+    ports, signature = read_top_signature(firmware / f"{top}.h", top, firmware)
     outputs = _output_names(firmware / f"{top}.cpp", [p.port.name for p in ports])
     ins = tuple(p for p in ports if p.port.name not in outputs)
     outs = tuple(p for p in ports if p.port.name in outputs)
@@ -205,7 +230,7 @@ def read_hls4ml_project(folder: Path) -> FirmwareProject:
             f"with '#pragma HLS ARRAY_PARTITION variable=<output>'); arguments: {[p.port.name for p in ports]}"
         )
     keras = folder / "keras_model.keras"
-    return FirmwareProject("hls4ml", folder, top, ins, outs, io_type, keras if keras.exists() else None)
+    return FirmwareProject("hls4ml", folder, top, ins, outs, io_type, keras if keras.exists() else None, signature)
 
 
 class _TolerantLoader(yaml.SafeLoader):
@@ -222,27 +247,32 @@ _TolerantLoader.add_multi_constructor("tag:yaml.org,2002:python/", _opaque)
 
 
 def read_conifer_project(folder: Path) -> FirmwareProject:
-    """A conifer HLS project: the top function in ``firmware/<name>.h``, the name from its config JSON."""
-    folder = Path(folder)
-    import json
+    """A conifer HLS project: ``<name>.json`` (config.project_name) and the top defined in ``firmware/<name>.cpp``.
 
-    configs = sorted(folder.glob("*.json"))
+    conifer 1.11's header declares a third ``tree_scores`` argument that the
+    .cpp never defines; the synthesized top is the .cpp's ``(input_arr_t x, score_arr_t score)``.
+    """
+    folder = Path(folder)
     name = None
-    for path in configs:
+    for path in sorted(folder.glob("*.json")):
         try:
             data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if isinstance(data, dict) and "ProjectName" in data:
-            name = str(data["ProjectName"])
+        config = data.get("config") if isinstance(data, dict) else None
+        if isinstance(config, dict) and "project_name" in config:
+            backend = str(config.get("backend", ""))
+            if backend not in ("xilinxhls", "vivadohls", "vitishls"):
+                raise BadInputError(f"{path}: conifer backend {backend!r}; only its HLS backends write firmware/<name>.cpp")
+            name = str(config["project_name"])
             break
     if name is None:
-        raise BadInputError(f"{folder}: no conifer configuration (*.json with ProjectName)")
+        raise BadInputError(f"{folder}: no conifer model file (<name>.json with config.project_name)")
     firmware = folder / "firmware"
-    ports, _ = read_top_signature(firmware / f"{name}.h", name, firmware)
+    ports, signature = read_top_signature(firmware / f"{name}.cpp", name, firmware)
     if len(ports) != 2:
-        raise BadInputError(f"{firmware / (name + '.h')}: a conifer top has one input and one score array")
-    return FirmwareProject("conifer", folder, name, (ports[0],), (ports[1],), "io_parallel", None)
+        raise BadInputError(f"{firmware / (name + '.cpp')}: a conifer top has one input and one score array")
+    return FirmwareProject("conifer", folder, name, (ports[0],), (ports[1],), "io_parallel", None, signature)
 
 
 def read_project(folder: Path) -> FirmwareProject:

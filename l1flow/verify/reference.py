@@ -59,11 +59,13 @@ def bench_source(project: FirmwareProject) -> str:
     word = 0
     for i, p in enumerate(project.outputs):
         signed = "true" if FixedType.parse(p.port.type).signed else "false"
+        load.append(f"        for (int k = 0; k < {p.port.size}; k++) out_{i}[k] = 0;")
         store.append(f"        for (int k = 0; k < {p.port.size}; k++) out[{word} + k] = get_word(out_{i}[k], {signed});")
         args.append(f"out_{i}" if p.array else f"out_{i}[0]")
         word += p.port.size
     return (
         TEMPLATE.read_text()
+        .replace("@PROTOTYPE@", f"void {project.top}({project.signature});")
         .replace("@TOP@", project.top)
         .replace("@N_IN@", str(sum(p.port.size for p in project.inputs)))
         .replace("@N_OUT@", str(sum(p.port.size for p in project.outputs)))
@@ -99,6 +101,8 @@ class CppReference:
         main_cpp = project.folder / "firmware" / f"{project.top}.cpp"
         if not main_cpp.exists():
             raise BadInputError(f"{main_cpp}: missing; the project's firmware C++ is the reference")
+        # hls4ml has one firmware .cpp; conifer adds BDT.cpp
+        sources = sorted(p for p in (project.folder / "firmware").glob("*.cpp"))
         gxx = require_executable("g++", "compiling the project's C++ reference", "Install g++ (Debian: build-essential).")
         bench = bench_source(project)
         parts = [bench.encode(), " ".join(CXX_OPTIONS).encode(), str(ap_types_include()).encode()]
@@ -114,7 +118,7 @@ class CppReference:
             weights = project.folder / "firmware" / "weights"
             command = [
                 gxx, *CXX_OPTIONS, f"-I{project.folder}", f"-I{project.folder / 'firmware'}",
-                f"-I{ap_types_include()}", f'-DWEIGHTS_DIR="{weights}"', str(source), str(main_cpp), "-o", str(tmp),
+                f"-I{ap_types_include()}", f'-DWEIGHTS_DIR="{weights}"', str(source), *map(str, sources), "-o", str(tmp),
             ]
             proc = subprocess.run(command, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
