@@ -336,5 +336,6 @@ def resolve_project(text: str, scratch: Path, workspace: Path | None = None, tra
             raise BadInputError(f"{text}: {exc}") from exc
         return _project_inside(fetched.folder, text)
     raise BadInputError(
-        f"{text}: not a project folder, RUN_DIR:MODEL or a registry version NAME@ALIAS / NAME/VERSION"
+        f"{text}: no such project folder, nor a run's model RUN_DIR:MODEL or a registry version "
+        "NAME@ALIAS / NAME/VERSION"
     )
