@@ -314,11 +314,13 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _tv_dir(sim_dir: Path) -> Path:
-    """Accept ``solution1/sim``, ``solution1/sim/tv`` or the solution folder itself."""
-    for candidate in (sim_dir / "tv", sim_dir, sim_dir / "sim" / "tv"):
-        if (candidate / "rtldatafile").is_dir() or (candidate / "cdatafile").is_dir():
-            return candidate
+def find_tv_dir(sim_dir: Path) -> Path:
+    """Accept ``solution1/sim``, ``solution1/sim/tv``, the solution folder or the ``*_prj`` folder holding it."""
+    solutions = [*sorted(sim_dir.glob("solution*")), *sorted(sim_dir.glob("*_prj/solution*"))]
+    for folder in (sim_dir, *solutions):
+        for candidate in (folder / "tv", folder, folder / "sim" / "tv"):
+            if (candidate / "rtldatafile").is_dir() or (candidate / "cdatafile").is_dir():
+                return candidate
     raise ImportFormatError(
         f"{sim_dir}: no tv/cdatafile or tv/rtldatafile folder; bring back <prj>/solution1/sim after cosim_design"
     )
@@ -338,7 +340,7 @@ class CosimImport(HardwareSource):
 
     @property
     def tv_dir(self) -> Path:
-        return _tv_dir(self.sim_dir)
+        return find_tv_dir(self.sim_dir)
 
     def write(self) -> None:
         """Nothing to lay out; check that every port's files exist."""
@@ -371,7 +373,7 @@ class CosimImport(HardwareSource):
 def is_cosim_folder(path: Path) -> bool:
     """A co-simulation's ``sim/tv`` (or ``sim``, or the solution folder) rather than a vector folder."""
     try:
-        _tv_dir(Path(path))
+        find_tv_dir(Path(path))
     except ImportFormatError:
         return False
     return True
@@ -389,7 +391,7 @@ def cosim_top(tv_dir: Path) -> str:
 
 def cosim_result(sim_dir: Path, stimulus: VectorSet, top: str | None = None) -> VectorSet:
     """A co-simulation folder read as a result set answering ``stimulus`` (for the gate)."""
-    tv = _tv_dir(Path(sim_dir))
+    tv = find_tv_dir(Path(sim_dir))
     source = CosimImport(tv, stimulus.inputs, stimulus.outputs, tv, top=top or cosim_top(tv))
     return source.simulate(stimulus)
 
@@ -507,6 +509,10 @@ class BoardCaptureSource(HardwareSource):
     def compile(self) -> None:
         """Nothing to build; parse the capture once so format errors surface early."""
         self._read(None)
+
+    def read(self) -> tuple[np.ndarray | None, np.ndarray]:
+        """(the input words the capture recorded, or None; the output words)."""
+        return self._read(None)
 
     def _read(self, stimulus_hash: str | None) -> tuple[np.ndarray | None, np.ndarray]:
         if self.capture.is_dir():

@@ -29,7 +29,7 @@ from l1flow.errors import BadInputError
 from l1flow.firmware.fixed import FixedType, quantize
 from l1flow.firmware.vectors import Port, VectorFormatError, VectorSet
 from l1flow.hardware.hls_verilog import HLSVerilogSource
-from l1flow.hardware.imported import BoardCaptureSource, CosimImport
+from l1flow.hardware.imported import BoardCaptureSource, CosimImport, find_tv_dir
 from l1flow.hardware.verilator import default_cache_dir
 from l1flow.verify.gate import GateReport, compare
 from l1flow.verify.project import FirmwareProject
@@ -190,17 +190,6 @@ def find_verilog_dir(path: Path) -> Path:
     )
 
 
-def _cosim_solution(path: Path) -> Path:
-    """Accept ``sim/tv``, ``sim``, a solution folder or the ``*_prj`` folder holding one solution."""
-    for candidate in (path, *sorted(path.glob("solution*")), *sorted(path.glob("*_prj/solution*"))):
-        for tv in (candidate, candidate / "tv", candidate / "sim" / "tv"):
-            if (tv / "rtldatafile").is_dir() or (tv / "cdatafile").is_dir():
-                return tv
-    raise BadInputError(
-        f"cosim:{path}: no tv/cdatafile or tv/rtldatafile folder; bring back <prj>/solution1/sim after cosim_design"
-    )
-
-
 class Verifier:
     """Runs the reference and every source for one project."""
 
@@ -289,7 +278,7 @@ class Verifier:
             details["verilog_dir"] = str(verilog)
             details["top"] = source.top
         elif spec.kind == "cosim":
-            tv = _cosim_solution(spec.path)
+            tv = find_tv_dir(spec.path)
             source_c = CosimImport(tv, self.inputs, self.outputs, self.work_dir / "cosim", top=self.top)
             source_c.compile()
             cosim_inputs = source_c.read_inputs()
@@ -300,7 +289,7 @@ class Verifier:
             expected, actual, stimulus_label = self._result_folder(spec, stimulus, stimulus_label)
         else:
             board = BoardCaptureSource(spec.path, self.inputs, self.outputs, self.work_dir / spec.kind)
-            echoed, _ = board._read(None)
+            echoed, _ = board.read()
             if echoed is not None:
                 stimulus, stimulus_label = echoed, f"the inputs recorded in {spec.path}"
             expected = self.expected(stimulus, spec.kind)
