@@ -65,20 +65,30 @@ def test_cosim_round_trip_signed_words_all_layouts(tmp_path):
         assert np.array_equal(got, words_out)
 
 
-def test_vivado_names_uppercase_hex_without_leading_zero(tmp_path):
+def test_vivado_names_uppercase_hex_crlf(tmp_path):
     sim = tmp_path / "sim"
     shutil.copytree(SIM, sim)
     for path in sorted((sim / "tv").rglob("*.dat")):
         text = path.read_text()
-        lines = [
-            "0x" + line[2:].lstrip("0").upper() if line.startswith("0x") and line[2:].strip("0") else line
-            for line in text.splitlines()
-        ]
+        lines = ["0x" + line[2:].upper() if line.startswith("0x") else line for line in text.splitlines()]
         path.unlink()
         (path.parent / (path.stem + "_V.dat")).write_text("\r\n".join(lines) + "\r\n")
     assert (sim / "tv" / "rtldatafile" / "rtl.myproject.autotvout_layer3_out_2_V.dat").exists()
     got = CosimImport(sim, INPUTS, OUTPUTS, tmp_path / "prj").run(WORDS)
     assert np.array_equal(got, EXPECTED)
+
+
+def test_cosim_word_narrower_than_the_port_type_is_refused(tmp_path):
+    # sc_bv::to_string(SC_HEX) writes a fixed digit count; 1 digit cannot hold an 8-bit port
+    sim = _copy_sim(tmp_path)
+    path = sim / "tv" / "rtldatafile" / "rtl.myproject.autotvout_layer3_out_1.dat"
+    lines = path.read_text().splitlines()
+    k = next(i for i, line in enumerate(lines) if line.startswith("0x"))
+    lines[k] = "0x" + lines[k][4:]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ImportFormatError, match=r"autotvout_layer3_out_1.dat:3: port autotvout_layer3_out_1, "
+                       r"transaction 0: '0x3' has 1 hex digits, but the declared type ap_ufixed<8,0> needs 2"):
+        CosimImport(sim, INPUTS, OUTPUTS, tmp_path / "prj").compile()
 
 
 def _copy_sim(tmp_path: Path) -> Path:
@@ -125,10 +135,10 @@ def test_unknown_bits_and_bad_tokens_are_reported(tmp_path):
     sim = _copy_sim(tmp_path)
     rtl = sim / "tv" / "rtldatafile" / "rtl.myproject.autotvout_layer3_out_0.dat"
     rtl.write_text(rtl.read_text().replace("0x0f6", "0x0fX", 1))
-    with pytest.raises(ImportFormatError, match=r"out_0\.dat:3: '0x0fX' holds unknown \(X/Z\) bits"):
+    with pytest.raises(ImportFormatError, match=r"out_0\.dat:3: port autotvout_layer3_out_0, transaction 0: '0x0fX' holds unknown \(X/Z\) bits"):  # noqa: E501
         CosimImport(sim, INPUTS, OUTPUTS, tmp_path / "prj").run(WORDS)
     rtl.write_text(rtl.read_text().replace("0x0fX", "0x1f6", 1))
-    with pytest.raises(ImportFormatError, match=r"out_0\.dat:3: '0x1f6' has more than the port's 8 bits"):
+    with pytest.raises(ImportFormatError, match=r"out_0\.dat:3: port .*, transaction 0: '0x1f6' has 9 significant bits, ap_ufixed<8,0> has 8"):  # noqa: E501
         CosimImport(sim, INPUTS, OUTPUTS, tmp_path / "prj").run(WORDS)
 
 
@@ -167,9 +177,11 @@ def test_board_capture_fixture_and_round_trip(tmp_path):
         ),
         (lambda t: t.replace("2: ", "9: ", 1), r"capture\.txt:4: event 9 where 2 was expected"),
         (lambda t: t.replace("| 92 61 84", "92 61 84"), r"capture\.txt:4: no '\|'"),
-        (lambda t: t.replace("f4 63 94", "f4 63 g4"), r"capture\.txt:7: 'g4' is not a hex word"),
-        (lambda t: t.replace("f4 63 94", "f4 63 194"), r"capture\.txt:7: '194' has more than the port's 8 bits"),
+        (lambda t: t.replace("f4 63 94", "f4 63 g4"), r"capture\.txt:7: output word 2: 'g4' is not a hex word"),
+        (lambda t: t.replace("f4 63 94", "f4 63 194"), r"capture\.txt:7: output word 2: '194' has 3 hex digits, but the declared type ap_ufixed<8,0> needs 2"),  # noqa: E501
         (lambda t: t.replace("outputs=3", "outputs=2"), r"capture\.txt:1: header says outputs=2"),
+        (lambda t: t.replace("f4 63 94", "f4 63 -6c"), r"capture\.txt:7: output word 2: '-6c' carries a sign"),
+        (lambda t: t.replace("f4 63 94", "f4 63 4"), r"capture\.txt:7: output word 2: '4' has 1 hex digits"),
     ],
 )
 def test_malformed_board_capture_names_file_and_line(tmp_path, edit, message):
@@ -194,3 +206,17 @@ def test_board_result_folder_in_vector_format(tmp_path):
     other = _stimulus(tmp_path / "other", words=WORDS[::-1].copy(), expected=EXPECTED[::-1].copy())
     with pytest.raises(StimulusMismatchError, match="answers stimulus"):
         BoardCaptureSource(tmp_path / "captured", INPUTS, OUTPUTS, tmp_path / "prj").simulate(other)
+
+
+def test_gate_command_reads_a_cosim_folder(tmp_path, capsys):
+    from l1flow.cli import main
+
+    _stimulus(tmp_path)
+    assert main(["gate", str(tmp_path / "stimulus"), str(SIM.parent)]) == 0
+    assert "PASS: 0 of 6 events differ" in capsys.readouterr().out
+    sim = _copy_sim(tmp_path)
+    path = sim / "tv" / "rtldatafile" / "rtl.myproject.autotvout_layer3_out_2.dat"
+    path.write_text(path.read_text().replace("0x028", "0x029", 1))  # event 3, output 2: one LSB
+    assert main(["gate", str(tmp_path / "stimulus"), str(sim)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL: 1 of 6 events differ (1 words)" in out and "layer3_out[2]: expected 40, got 41, bits [0]" in out

@@ -210,3 +210,18 @@ def test_project_part_must_match_job(tmp_path: Path) -> None:
     job = hls4ml_job(project).model_copy(update={"part": "xcvu13p-flga2577-2-e"})
     with pytest.raises(SynthesisError, match=r"project.tcl.*xcvu9p-flgb2104-2L-e.*xcvu13p"):
         check_project_settings(job, project / "project.tcl")
+
+
+def test_cosim_without_measured_latency_keeps_the_csynth_label(tmp_path: Path) -> None:
+    # Vitis 2023.2 writes NA latency cells when one transaction passed through a pipelined top
+    project = tmp_path / "prj"
+    shutil.copytree(VU9P, project)
+    rpt = project / "myproject_prj/solution1/sim/report/myproject_cosim.rpt"
+    row = "|   Verilog|      Pass|             15|             15|             15|              1|              1|              1|                  1014|"  # noqa: E501 (the real report row)
+    na = "|   Verilog|      Pass|" + "|".join(f"{'NA':>{len(c)}}" for c in row.split("|")[3:-1]) + "|"
+    assert row in rpt.read_text()
+    rpt.write_text(rpt.read_text().replace(row, na))
+    alone = parse_cosim_rpt(rpt)
+    assert alone.cosim_status == "Pass" and alone.latency_max_cycles is None and alone.latency_source is None
+    report = VendorRunner().collect(hls4ml_job(), project)
+    assert report.latency_source == "csynth" and report.latency_max_cycles == 16

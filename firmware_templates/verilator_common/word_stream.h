@@ -2,7 +2,7 @@
 // bit packing between int64 words and Verilator buses, and the main that maps
 // the word files and simulates contiguous blocks of events, one thread each.
 //
-//   sim <inputs.bin> <outputs.bin> <events> <threads>
+//   sim <inputs.bin> <outputs.bin> <events> <threads> [+plusarg ...]
 //
 // inputs.bin holds int64 raw words, n_in per event (row major); outputs.bin
 // is created with n_out int64 words per event. Both files are memory-mapped,
@@ -111,8 +111,9 @@ inline void *map_file(const char *path, int fd, std::size_t bytes, int prot, int
 }
 
 inline int run(int argc, char **argv, int n_in, int n_out, BlockFn simulate_block) {
-    if (argc != 5) {
-        std::fprintf(stderr, "usage: %s <inputs.bin> <outputs.bin> <events> <threads>\n", argv[0]);
+    // Arguments after the fourth are Verilator plusargs (+name=value), left to the design.
+    if (argc < 5) {
+        std::fprintf(stderr, "usage: %s <inputs.bin> <outputs.bin> <events> <threads> [+plusarg ...]\n", argv[0]);
         return 2;
     }
     std::size_t events = std::strtoull(argv[3], nullptr, 10);

@@ -1,7 +1,11 @@
 // Drive a Vitis/Vivado HLS top level (ap_ctrl_hs handshake, ap_vld ports)
 // with test vectors and collect its outputs, no Python per event.
 //
-//   sim <inputs.bin> <outputs.bin> <events> <threads>
+//   sim <inputs.bin> <outputs.bin> <events> <threads> [+plusarg ...]
+//
+// Every simulation context gets the command line (Verilated commandArgs):
+// Vitis's pipeline helpers (*_frp_fifoout, *_frp_pipeline_valid) read
+// $value$plusargs and Verilator aborts a design that does so without it.
 //
 // The word files and threads are word_stream.h's (N_IN words in, N_OUT
 // words out per event). The port-specific code (which bits of which
@@ -28,6 +32,9 @@ using word_stream::load_bus;
 using word_stream::put_bits;
 using word_stream::store_bus;
 
+int g_argc = 0;
+char **g_argv = nullptr;
+
 }  // namespace
 
 #include "harness_ports.h"
@@ -41,6 +48,7 @@ void tick(Vtop *dut, int level) {
 
 int simulate_block(const int64_t *in, int64_t *out, std::size_t events) {
     VerilatedContext context;
+    context.commandArgs(g_argc, g_argv);
     auto dut = std::make_unique<Vtop>(&context);
     dut->ap_start = 0;
     set_input_valid(dut.get(), 0);
@@ -73,6 +81,10 @@ int simulate_block(const int64_t *in, int64_t *out, std::size_t events) {
             progress = true;
         }
         tick(dut.get(), 1);
+        if (context.gotFinish()) {
+            std::fprintf(stderr, "the design called $finish after taking %zu of %zu events\n", next_in, events);
+            return 6;
+        }
         stalled = progress ? 0 : stalled + 1;
         if (stalled > MAX_STALL_CYCLES) {
             std::fprintf(stderr,
@@ -88,4 +100,8 @@ int simulate_block(const int64_t *in, int64_t *out, std::size_t events) {
 
 }  // namespace
 
-int main(int argc, char **argv) { return word_stream::run(argc, argv, N_IN, N_OUT, simulate_block); }
+int main(int argc, char **argv) {
+    g_argc = argc;
+    g_argv = argv;
+    return word_stream::run(argc, argv, N_IN, N_OUT, simulate_block);
+}

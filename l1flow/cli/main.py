@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from l1flow.cli import conditions, export, gate, models, pipeline, report, service, synth, training
+from l1flow.cli import conditions, export, gate, models, pipeline, report, service, synth, training, verify
 from l1flow.errors import L1flowError
 from l1flow.settings import settings
 
@@ -34,6 +34,7 @@ COMMAND_GROUPS: tuple[Callable[[Any], None], ...] = (
     synth.add_commands,  # synth run|report|submit|status|fetch
     service.add_commands,  # serve, worker
     training.add_commands,  # model-info, model-score
+    verify.add_commands,  # verify PROJECT --against KIND:PATH
     export.add_commands,  # export emulator
 )
 

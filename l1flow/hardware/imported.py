@@ -36,10 +36,11 @@ Board capture (``l1flow-board-capture/1``), a text file defined here::
 
 one event per line: the event number, the input words the board received
 (as an echo), ``|``, the output words it produced; every word is the raw
-two's complement bits of its port type in hex (``ffff`` is -1 for a 16-bit
-signed type). Capture firmware writes it by reading its link buffers; a
-result folder in the test-vector format (:mod:`l1flow.firmware.vectors`) is
-accepted as well.
+two's complement bits of its port type in hex with exactly ceil(width/4)
+digits (``ffff`` is -1 for a 16-bit signed type; a sign or another digit
+count is refused, as it contradicts the declared type). Capture firmware
+writes it by reading its link buffers; a result folder in the test-vector
+format (:mod:`l1flow.firmware.vectors`) is accepted as well.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def word_to_raw(word: int, t: FixedType) -> int:
 
 
 def _parse_hex(token: str, bits: int, where: str) -> int:
+    if token.startswith(("-", "+")):
+        raise ImportFormatError(
+            f"{where}: {token!r} carries a sign; words are the raw bits of the port type in hex, never signed"
+        )
     match = _HEX.match(token)
     if match is None:
         if re.search(r"[xXzZ]", token[2:] if token[:2].lower() == "0x" else token):
@@ -91,6 +96,40 @@ def _parse_hex(token: str, bits: int, where: str) -> int:
     value = int(match.group(1), 16)
     if value >> bits:
         raise ImportFormatError(f"{where}: {token!r} has more than the port's {bits} bits")
+    return value
+
+
+def check_word_digits(token: str, t: FixedType, count: int, where: str, leading_zero: bool) -> int:
+    """The raw bits of a hex word of ``count`` elements of type ``t``, its digit count checked against them.
+
+    Vitis and Vivado HLS write every transaction with ``sc_bv<bits>::to_string(SC_HEX)``:
+    a fixed number of digits, ceil((bits+1)/4) (a sign digit: 4 for 13 bits,
+    9 for 32; ceil(bits/4) is accepted too). A word with fewer or more digits,
+    or with bits set above the port's width, says the declared type (width,
+    sign or element count) is not the one the RTL has.
+    """
+    bits = count * t.width
+    digits = _HEX.match(token.lstrip("+-"))
+    if token.startswith(("-", "+")) or digits is None:
+        return _parse_hex(token, bits, where)
+    n = len(digits.group(1))
+    need = (bits + 3) // 4
+    allowed = (need, (bits + 4) // 4) if leading_zero else (need,)
+    value = int(digits.group(1), 16)
+    described = f"{count} x {t}" if count > 1 else str(t)
+    if n not in allowed:
+        fits = [k for k in range(1, 4 * count + 2) if n in ((k * t.width + 3) // 4, (k * t.width + 4) // 4)]
+        hint = f"; {n} digits fit {fits[0]} elements of {t.width} bits" if fits and count > 1 else ""
+        raise ImportFormatError(
+            f"{where}: {token!r} has {n} hex digits, but the declared type {described} needs {need} "
+            f"({bits} bits){hint}: the port's width or element count in the project differs from the RTL's"
+        )
+    if value >> bits:
+        extra = value >> bits
+        signed_ext = t.signed and extra == (1 << (4 * n - bits)) - 1 and (value >> (bits - 1)) & 1
+        why = ("sign-extended beyond the port: the RTL port is wider or signed where the type says otherwise"
+               if signed_ext else "bits set above the declared width")
+        raise ImportFormatError(f"{where}: {token!r} has {value.bit_length()} significant bits, {described} has {bits}: {why}")
     return value
 
 
@@ -199,6 +238,13 @@ def _bind_cosim(folder: Path, prefix: str, top: str, ports: list[Port]) -> list[
                         f"(looked for {port.name}, {port.name}_V, {', '.join(names)}); present: {present[:8]}"
                     )
                 bound.append(CosimPort(found[0], first + i, 1, t))
+            extra = [n for n in (f"{port.name}_{port.size}", f"{port.name}_{port.size}_V", f"{port.name}_V_{port.size}")
+                     if (folder / f"{prefix}.{top}.{n}.dat").exists()]
+            if extra:
+                raise ImportFormatError(
+                    f"{folder / f'{prefix}.{top}.{extra[0]}.dat'}: the RTL has element {port.size} of {port.name}, "
+                    f"but the project declares {port.size} elements ({port.type}{list(port.shape)})"
+                )
         first += port.size
     return bound
 
@@ -219,7 +265,6 @@ def read_cosim_words(folder: Path, prefix: str, top: str, ports: list[Port]) -> 
             raise ImportFormatError(
                 f"{path}: {len(transactions)} transactions, but {first_file} has {events} (truncated file?)"
             )
-        bits = b.count * b.type.width
         mask = (1 << b.type.width) - 1
         for k in range(b.count):
             columns[b.first_word + k] = []
@@ -230,7 +275,9 @@ def read_cosim_words(folder: Path, prefix: str, top: str, ports: list[Port]) -> 
                     f"{path}:{line}: transaction {number} holds {len(data)} words; an io_parallel port holds one"
                 )
             token, line = data[0]
-            raw = _parse_hex(token, bits, f"{path}:{line}")
+            raw = check_word_digits(
+                token, b.type, b.count, f"{path}:{line}: port {b.rtl_name}, transaction {number}", leading_zero=True
+            )
             for k in range(b.count):
                 columns[b.first_word + k].append(raw_to_word((raw >> (k * b.type.width)) & mask, b.type))
     n = events or 0
@@ -248,7 +295,7 @@ def write_cosim_words(folder: Path, prefix: str, top: str, ports: list[Port], wo
     for port, t in zip(ports, _types(ports)):
         groups = [(port.name, range(port.size))] if packed else [(f"{port.name}_{i}", range(i, i + 1)) for i in range(port.size)]
         for rtl_name, elements in groups:
-            digits = (len(elements) * t.width + 3) // 4 + 1  # sc_bv's SC_HEX keeps a leading 0 digit
+            digits = (len(elements) * t.width + 4) // 4  # sc_bv's SC_HEX: a sign digit above the bits
             lines = ["[[[runtime]]]"]
             for event, row in enumerate(words):
                 raw = 0
@@ -260,11 +307,13 @@ def write_cosim_words(folder: Path, prefix: str, top: str, ports: list[Port], wo
         first += port.size
 
 
-def _tv_dir(sim_dir: Path) -> Path:
-    """Accept ``solution1/sim``, ``solution1/sim/tv`` or the solution folder itself."""
-    for candidate in (sim_dir / "tv", sim_dir, sim_dir / "sim" / "tv"):
-        if (candidate / "rtldatafile").is_dir() or (candidate / "cdatafile").is_dir():
-            return candidate
+def find_tv_dir(sim_dir: Path) -> Path:
+    """Accept ``solution1/sim``, ``solution1/sim/tv``, the solution folder or the ``*_prj`` folder holding it."""
+    solutions = [*sorted(sim_dir.glob("solution*")), *sorted(sim_dir.glob("*_prj/solution*"))]
+    for folder in (sim_dir, *solutions):
+        for candidate in (folder / "tv", folder, folder / "sim" / "tv"):
+            if (candidate / "rtldatafile").is_dir() or (candidate / "cdatafile").is_dir():
+                return candidate
     raise ImportFormatError(
         f"{sim_dir}: no tv/cdatafile or tv/rtldatafile folder; bring back <prj>/solution1/sim after cosim_design"
     )
@@ -284,7 +333,7 @@ class CosimImport(HardwareSource):
 
     @property
     def tv_dir(self) -> Path:
-        return _tv_dir(self.sim_dir)
+        return find_tv_dir(self.sim_dir)
 
     def write(self) -> None:
         """Nothing to lay out; check that every port's files exist."""
@@ -312,6 +361,32 @@ class CosimImport(HardwareSource):
                 "(co-simulation stopped early?)"
             )
         return outputs
+
+
+def is_cosim_folder(path: Path) -> bool:
+    """A co-simulation's ``sim/tv`` (or ``sim``, or the solution folder) rather than a vector folder."""
+    try:
+        find_tv_dir(Path(path))
+    except ImportFormatError:
+        return False
+    return True
+
+
+def cosim_top(tv_dir: Path) -> str:
+    """The top function's name, read from the file names ``c.<top>.autotvin_<port>.dat``."""
+    names = {p.name.split(".")[1] for p in (tv_dir / "cdatafile").glob("c.*.autotvin_*.dat") if p.name.count(".") >= 2}
+    if len(names) != 1:
+        raise ImportFormatError(
+            f"{tv_dir / 'cdatafile'}: expected c.<top>.autotvin_<port>.dat files of one top function, found tops {sorted(names)}"
+        )
+    return names.pop()
+
+
+def cosim_result(sim_dir: Path, stimulus: VectorSet, top: str | None = None) -> VectorSet:
+    """A co-simulation folder read as a result set answering ``stimulus`` (for the gate)."""
+    tv = find_tv_dir(Path(sim_dir))
+    source = CosimImport(tv, stimulus.inputs, stimulus.outputs, tv, top=top or cosim_top(tv))
+    return source.simulate(stimulus)
 
 
 def _as_tvin(port: Port) -> Port:
@@ -379,8 +454,14 @@ def read_board_capture(path: Path, inputs: list[Port], outputs: list[Port]) -> t
                 f"{where}: {len(in_tokens)} input and {len(out_tokens)} output words, expected "
                 f"{len(in_types)} and {len(out_types)} (truncated line?)"
             )
-        ins.append([raw_to_word(_parse_hex(tok, t.width, where), t) for tok, t in zip(in_tokens, in_types)])
-        outs.append([raw_to_word(_parse_hex(tok, t.width, where), t) for tok, t in zip(out_tokens, out_types)])
+        ins.append([
+            raw_to_word(check_word_digits(tok, t, 1, f"{where}: input word {i}", leading_zero=False), t)
+            for i, (tok, t) in enumerate(zip(in_tokens, in_types))
+        ])
+        outs.append([
+            raw_to_word(check_word_digits(tok, t, 1, f"{where}: output word {i}", leading_zero=False), t)
+            for i, (tok, t) in enumerate(zip(out_tokens, out_types))
+        ])
     return (
         np.array(ins, dtype=np.int64).reshape(-1, len(in_types)),
         np.array(outs, dtype=np.int64).reshape(-1, len(out_types)),
@@ -421,6 +502,10 @@ class BoardCaptureSource(HardwareSource):
     def compile(self) -> None:
         """Nothing to build; parse the capture once so format errors surface early."""
         self._read(None)
+
+    def read(self) -> tuple[np.ndarray | None, np.ndarray]:
+        """(the input words the capture recorded, or None; the output words)."""
+        return self._read(None)
 
     def _read(self, stimulus_hash: str | None) -> tuple[np.ndarray | None, np.ndarray]:
         if self.capture.is_dir():

@@ -169,11 +169,21 @@ def build_verilated_harness(
     return executable
 
 
+def simulator_words(stdout: str, stderr: str, lines: int = 30) -> str:
+    """The last lines of a tool's stdout and stderr: Verilator's runtime writes its fatal errors
+    (``%Error: ...``, a failed ``$value$plusargs``) to stdout, the harness to stderr."""
+    parts = []
+    for label, text in (("stdout", stdout), ("stderr", stderr)):
+        tail = text.strip().splitlines()[-lines:]
+        if tail:
+            parts.append(f"[{label}]\n" + "\n".join(tail))
+    return "\n".join(parts) or "(nothing on stdout or stderr)"
+
+
 def _run_tool(cmd: list[str], cwd: Path, failure: str) -> None:
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-        raise RTLBuildError(f"{failure}:\n{tail}")
+        raise RTLBuildError(f"{failure}:\n{simulator_words(proc.stdout, proc.stderr)}")
 
 
 def run_simulator(executable: Path, input_words: np.ndarray, n_outputs: int, threads: int | None = None) -> np.ndarray:
@@ -194,7 +204,9 @@ def run_simulator(executable: Path, input_words: np.ndarray, n_outputs: int, thr
             capture_output=True, text=True, check=False, cwd=Path(executable).parent,
         )
         if proc.returncode != 0:
-            raise RTLBuildError(f"{executable} failed (exit {proc.returncode}): {proc.stderr.strip()}")
+            raise RTLBuildError(
+                f"{executable} failed (exit {proc.returncode}); the simulator said:\n{simulator_words(proc.stdout, proc.stderr)}"
+            )
         size = out.stat().st_size
         if size != events * n_outputs * 8:
             raise RTLBuildError(f"{executable} wrote {size // 8} words, expected {events} x {n_outputs}")

@@ -279,11 +279,15 @@ def parse_cosim_rpt(path: Path) -> SynthesisReport:
             "(RTL, Status, Latency min/avg/max, Interval min/avg/max[, Total Execution Time])"
         )
     status = row[1]
+    latency_min, latency_max = _optional_int(row[2]), _optional_int(row[4])
+    # Vitis leaves the latency cells NA when it measured none (e.g. one transaction through a
+    # pipelined top): the latency then stays csynth's and must not be labelled as measured.
+    measured = latency_min is not None or latency_max is not None
     return SynthesisReport(
         tool="cosim",
-        latency_min_cycles=_optional_int(row[2]),
-        latency_max_cycles=_optional_int(row[4]),
-        latency_source=f"cosim ({row[0]})",
+        latency_min_cycles=latency_min,
+        latency_max_cycles=latency_max,
+        latency_source=f"cosim ({row[0]})" if measured else None,
         ii_min=_optional_int(row[5]),
         ii_max=_optional_int(row[7]),
         cosim_status=status,

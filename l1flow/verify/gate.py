@@ -150,8 +150,10 @@ class GateReport:
         if self.outputs:
             lines += [
                 "",
-                "| output | type | words/event | mismatched events | mismatched words | max diff (LSB) "
-                "| differing bits (bit: count) |",
+                (
+                    "| output | type | words/event | mismatched events | mismatched words | max diff (LSB) "
+                    "| differing bits (bit: count) |"
+                ),
                 "|---|---|---|---|---|---|---|",
             ]
             for out in self.outputs:
@@ -420,12 +422,21 @@ def _finish(report: GateReport) -> GateReport:
 def compare_folders(expected_dir: Path, actual_dir: Path, max_examples: int = DEFAULT_EXAMPLES) -> GateReport:
     """:func:`compare` on saved vector folders; an unreadable result fails the gate.
 
+    ``actual_dir`` may also be a Vitis co-simulation folder (``sim/tv``, ``sim``
+    or the solution): its RTL outputs are read with the expected set's ports.
     A result folder whose file was altered or truncated after it was written
     fails the sha256 check in :meth:`VectorSet.load`; the gate reports that
     instead of raising, so a broken hardware result is a failed gate, not a crash.
     A folder that does not exist, or an unreadable expected set, is bad
     input (BadInputError, exit 2), not a mismatch.
     """
+    from l1flow.hardware.imported import (
+        ImportFormatError,
+        StimulusMismatchError,
+        cosim_result,
+        is_cosim_folder,
+    )
+
     for role, folder in (("expected", expected_dir), ("result", actual_dir)):
         if not Path(folder).is_dir():
             raise BadInputError(f"{folder}: no such {role} folder; give a test-vector folder (holding {META_FILE})")
@@ -434,8 +445,12 @@ def compare_folders(expected_dir: Path, actual_dir: Path, max_examples: int = DE
     except VectorFormatError as exc:
         raise BadInputError(f"expected set: {exc}") from exc
     try:
-        actual = VectorSet.load(actual_dir)
-    except VectorFormatError as exc:
+        if not (Path(actual_dir) / META_FILE).exists() and is_cosim_folder(Path(actual_dir)):
+            # a co-simulation's sim/tv answers the inputs its own test bench applied; they must be these
+            actual = cosim_result(Path(actual_dir), expected)
+        else:
+            actual = VectorSet.load(actual_dir)
+    except (VectorFormatError, ImportFormatError, StimulusMismatchError) as exc:
         return GateReport(
             passed=False,
             events_expected=expected.events,
