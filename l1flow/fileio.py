@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -113,21 +114,86 @@ def write_json_atomic(path: str | Path, value: Any, indent: int | None = 2) -> P
     return write_text_atomic(path, json.dumps(value, indent=indent, sort_keys=True, default=json_default) + "\n")
 
 
+# Every temporary folder names its owner (pid, process start time, host, boot id), so a
+# later run can remove the ones left by a process that was killed (l1flow.recovery).
+OWNER_FILE = ".l1flow-owner.json"
+# A sealed folder (a cache entry) lists its files' sha256, checked on every use (l1flow.recovery).
+MANIFEST_FILE = ".l1flow-content.json"
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), or None if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: split after its closing one
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _owner_record() -> dict[str, object]:
+    pid = os.getpid()
+    return {"pid": pid, "start": process_start_time(pid), "host": socket.gethostname(), "boot": boot_id()}
+
+
+def mark_owner(folder: Path) -> None:
+    """Record in ``folder`` that this process owns it (until :func:`release` or the process ends)."""
+    (Path(folder) / OWNER_FILE).write_text(json.dumps(_owner_record()) + "\n")
+
+
+def release(folder: Path) -> None:
+    """Drop ``folder``'s owner file (it is finished, or renamed to its final name)."""
+    (Path(folder) / OWNER_FILE).unlink(missing_ok=True)
+
+
+def owned_tempdir(prefix: str, parent: Path, suffix: str = "") -> Path:
+    """A new temporary folder in ``parent`` marked as owned by this process."""
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    mark_owner(folder)
+    return folder
+
+
+def folder_content(folder: Path) -> dict[str, str]:
+    return {
+        path.relative_to(folder).as_posix(): sha256_file(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.name not in (OWNER_FILE, MANIFEST_FILE)
+    }
+
+
+def seal(folder: Path) -> None:
+    """Write the manifest of ``folder``'s files (relative path -> sha256), checked by :func:`entry_problem`."""
+    (Path(folder) / MANIFEST_FILE).write_text(json.dumps(folder_content(Path(folder)), indent=1, sort_keys=True) + "\n")
+
+
 @contextlib.contextmanager
-def atomic_folder(path: str | Path, replace: bool = True) -> Iterator[Path]:
+def atomic_folder(path: str | Path, replace: bool = True, sealed: bool = False) -> Iterator[Path]:
     """Yield an empty staging folder beside ``path``; rename it to ``path`` on success.
 
-    An existing ``path`` is replaced only once the new content is complete. With
-    ``replace=False`` (a content-addressed cache entry) an existing ``path`` is
-    kept and the staging folder dropped: two processes building the same entry
-    both succeed and one result stays. On any exception the staging folder is
-    removed and ``path`` is untouched.
+    The staging folder names its owner (:data:`OWNER_FILE`) while it is built,
+    so one left by a killed process can be removed later. An existing ``path``
+    is replaced only once the new content is complete. With ``replace=False``
+    (a content-addressed cache entry) an existing ``path`` is kept and the
+    staging folder dropped: two processes building the same entry both succeed
+    and one result stays. ``sealed`` writes the manifest of the files' sha256
+    (:data:`MANIFEST_FILE`) before the rename. On any exception the staging
+    folder is removed and ``path`` is untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    staging = owned_tempdir(f".{target.name}.", target.parent, suffix=".partial")
     try:
         yield staging
+        release(staging)
+        if sealed:
+            seal(staging)
         if not replace:
             try:
                 os.rename(staging, target)

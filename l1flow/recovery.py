@@ -22,52 +22,10 @@ import socket
 import tempfile
 from pathlib import Path
 
-from l1flow.fileio import sha256_file
+from l1flow.fileio import MANIFEST_FILE, OWNER_FILE, boot_id, folder_content, process_start_time
 
 log = logging.getLogger(__name__)
 
-OWNER_FILE = ".l1flow-owner.json"
-MANIFEST_FILE = ".l1flow-content.json"
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), or None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # the command name (field 2) may hold spaces and parentheses: split after its closing one
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _owner_record() -> dict[str, object]:
-    pid = os.getpid()
-    return {"pid": pid, "start": _start_time(pid), "host": socket.gethostname(), "boot": _boot_id()}
-
-
-def mark_owner(folder: Path) -> None:
-    """Record in ``folder`` that this process owns it (until :func:`release` or the process ends)."""
-    (Path(folder) / OWNER_FILE).write_text(json.dumps(_owner_record()) + "\n")
-
-
-def release(folder: Path) -> None:
-    """Drop ``folder``'s owner file (it is finished, or renamed to its final name)."""
-    (Path(folder) / OWNER_FILE).unlink(missing_ok=True)
-
-
-def owned_tempdir(prefix: str, parent: Path, suffix: str = "") -> Path:
-    """A new temporary folder in ``parent`` marked as owned by this process."""
-    parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
-    mark_owner(folder)
-    return folder
 
 
 def owner_is_dead(folder: Path) -> bool:
@@ -79,9 +37,9 @@ def owner_is_dead(folder: Path) -> bool:
         return False  # no readable owner: not ours to judge
     if host != socket.gethostname():
         return False  # a process on another host of a shared workspace cannot be checked from here
-    if boot and boot != _boot_id():
+    if boot and boot != boot_id():
         return True
-    return _start_time(pid) != start  # gone, or the pid was reused by a younger process
+    return process_start_time(pid) != start  # gone, or the pid was reused by a younger process
 
 
 def remove_dead_temporaries(parent: Path) -> list[Path]:
@@ -98,19 +56,6 @@ def remove_dead_temporaries(parent: Path) -> list[Path]:
     return removed
 
 
-def _content(folder: Path) -> dict[str, str]:
-    return {
-        path.relative_to(folder).as_posix(): sha256_file(path)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.name not in (OWNER_FILE, MANIFEST_FILE)
-    }
-
-
-def seal(folder: Path) -> None:
-    """Write the manifest of ``folder``'s files (relative path -> sha256), checked by :func:`entry_problem`."""
-    (Path(folder) / MANIFEST_FILE).write_text(json.dumps(_content(Path(folder)), indent=1, sort_keys=True) + "\n")
-
-
 def entry_problem(folder: Path) -> str | None:
     """Why the cache entry ``folder`` cannot be trusted (no manifest, a file changed or missing), or None."""
     folder = Path(folder)
@@ -120,7 +65,7 @@ def entry_problem(folder: Path) -> str | None:
         return f"it has no {MANIFEST_FILE} (written before entries carried their hash, or not finished)"
     except (OSError, ValueError) as exc:
         return f"its {MANIFEST_FILE} is unreadable ({exc})"
-    actual = _content(folder)
+    actual = folder_content(folder)
     changed = sorted(name for name in recorded if actual.get(name) != recorded[name])
     extra = sorted(set(actual) - set(recorded))
     if changed or extra:

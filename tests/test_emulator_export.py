@@ -359,7 +359,7 @@ def test_model_references_and_bad_runs_are_refused(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_registry_version_keeps_the_attached_package_and_refuses_a_tampered_one(runs: dict[str, Path],
                                                                                 tmp_path: Path) -> None:
-    from l1flow.cli import main
+    from l1flow.cli.main import main
     from l1flow.registry.criteria import AcceptanceCriteria
     from l1flow.registry.store import ModelRegistry, RegistryError
 

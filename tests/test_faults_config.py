@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from l1flow.cli import main
+from l1flow.cli.main import main
 from l1flow.config import ConfigError, check_runnable, load_config
 from l1flow.errors import BadInputError
 
@@ -123,7 +123,7 @@ def test_config_error_comes_before_prefect_and_tensorflow_are_imported(tmp_path:
     bad = _write(tmp_path, **{"firmware.part": "not-a-part"})
     probe = (
         "import json, sys\n"
-        "from l1flow.cli import main\n"
+        "from l1flow.cli.main import main\n"
         f"code = main(['run', {str(bad)!r}])\n"
         "print(json.dumps({'code': code, 'loaded': sorted(m for m in ('prefect', 'tensorflow', 'keras', 'mlflow')"
         " if m in sys.modules)}))\n"

@@ -20,13 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from l1flow.fileio import OWNER_FILE, mark_owner, owned_tempdir
 from l1flow.pipeline.workspace import Workspace
-from l1flow.recovery import (
-    OWNER_FILE,
-    mark_owner,
-    owned_tempdir,
-    owner_is_dead,
-)
+from l1flow.recovery import owner_is_dead
 from l1flow.runguard import descendants
 
 REPO = Path(__file__).resolve().parents[1]

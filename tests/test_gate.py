@@ -307,7 +307,7 @@ def test_one_changed_constant_in_rtl_fails_the_gate(tmp_path: Path) -> None:
 def test_gate_command_wording_and_exit_codes(stimulus: VectorSet, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     """A structural failure says what failed (not "0 of 0 events differ"), exit 1; a missing folder is exit 2."""
-    from l1flow.cli import main
+    from l1flow.cli.main import main
 
     folder = stimulus.result(stimulus.output_words, source="verilator").save(tmp_path / "result")
     lines = (folder / "outputs.txt").read_text().splitlines(keepends=True)

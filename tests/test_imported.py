@@ -209,7 +209,7 @@ def test_board_result_folder_in_vector_format(tmp_path):
 
 
 def test_gate_command_reads_a_cosim_folder(tmp_path, capsys):
-    from l1flow.cli import main
+    from l1flow.cli.main import main
 
     _stimulus(tmp_path)
     assert main(["gate", str(tmp_path / "stimulus"), str(SIM.parent)]) == 0

@@ -162,7 +162,7 @@ def test_save_load_roundtrip_and_tamper_detection(ae: TrainedModel, validation_s
 
 
 def test_truncated_weights_file_names_the_file(ae: TrainedModel, tmp_path: Path, capsys) -> None:
-    from l1flow.cli import main
+    from l1flow.cli.main import main
 
     folder = ae.save(tmp_path / "ae")
     weights = folder / "weights.npz"

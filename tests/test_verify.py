@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import l1flow  # noqa: F401  (sets the toolchain environment)
-from l1flow.cli import main
+from l1flow.cli.main import main
 from l1flow.errors import BadInputError
 from l1flow.hardware.hls_verilog import find_top
 from l1flow.hardware.verilator import simulator_words

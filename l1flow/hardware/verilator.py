@@ -21,13 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from l1flow.errors import L1flowError
-from l1flow.recovery import (
-    owned_tempdir,
-    release,
-    remove_dead_temporaries,
-    seal,
-    usable_entry,
-)
+from l1flow.fileio import atomic_folder, owned_tempdir
+from l1flow.recovery import remove_dead_temporaries, usable_entry
 from l1flow.settings import settings
 from l1flow.templates import template_path
 from l1flow.toolchain import require_executable
@@ -144,26 +139,15 @@ def build_verilated_harness(
         ]
         _run_tool(make, work, f"the C++ build of {what or top} failed")
         if not reused:
-            staging = owned_tempdir(".runtime.", cache_dir)
-            for obj in (work / "obj_dir").glob("verilated*.o"):
-                shutil.copy(obj, staging / obj.name)
-            release(staging)
-            seal(staging)
-            try:
-                os.replace(staging, runtime)
-            except OSError:  # saved by a concurrent build
-                shutil.rmtree(staging, ignore_errors=True)
-        final = owned_tempdir(f".{key}.final.", cache_dir)
-        shutil.move(str(work / "obj_dir" / "sim"), final / "sim")
-        for name, data in data_files.items():
-            (final / name).write_bytes(data)
-        (final / "build.json").write_text(json.dumps({"top": top, "sources": sorted(verilog)}) + "\n")
-        release(final)
-        seal(final)
-        try:
-            os.replace(final, target)
-        except OSError:  # another process finished the same build first
-            shutil.rmtree(final, ignore_errors=True)
+            # a concurrent build may have saved the same runtime first: either copy will do
+            with atomic_folder(runtime, replace=False, sealed=True) as staging:
+                for obj in (work / "obj_dir").glob("verilated*.o"):
+                    shutil.copy(obj, staging / obj.name)
+        with atomic_folder(target, replace=False, sealed=True) as final:
+            shutil.move(str(work / "obj_dir" / "sim"), final / "sim")
+            for name, data in data_files.items():
+                (final / name).write_bytes(data)
+            (final / "build.json").write_text(json.dumps({"top": top, "sources": sorted(verilog)}) + "\n")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return executable

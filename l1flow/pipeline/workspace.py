@@ -8,20 +8,13 @@ consumes (datasets, trained models, firmware builds), and one folder per run.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from l1flow.recovery import (
-    mark_owner,
-    owned_tempdir,
-    release,
-    remove_dead_temporaries,
-    seal,
-    usable_entry,
-)
+from l1flow.fileio import atomic_folder, mark_owner, release
+from l1flow.recovery import remove_dead_temporaries, usable_entry
 
 
 @dataclass(frozen=True)
@@ -54,20 +47,8 @@ class Workspace:
         final = self.cache / kind / key
         if usable_entry(final, kind.rstrip("s")):
             return final
-        tmp = owned_tempdir(f".{key[:16]}.", final.parent)
-        try:
-            build(tmp)
-            release(tmp)
-            seal(tmp)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not final.exists():
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        with atomic_folder(final, replace=False, sealed=True) as staging:
+            build(staging)
         return final
 
     def remove_stale(self) -> list[Path]:

@@ -43,14 +43,8 @@ from pydantic import (
 )
 
 from l1flow.errors import L1flowError
-from l1flow.fileio import sha256_file
-from l1flow.recovery import (
-    owned_tempdir,
-    release,
-    remove_dead_temporaries,
-    seal,
-    usable_entry,
-)
+from l1flow.fileio import atomic_folder, sha256_file
+from l1flow.recovery import remove_dead_temporaries, usable_entry
 from l1flow.synthesis.reports import SynthesisReport
 
 ProjectKind = Literal["hls4ml", "conifer", "rtl"]
@@ -425,8 +419,8 @@ class SynthesisRunner(ABC):
             )
         deadline = time.monotonic() + job.timeout_s
         remove_dead_temporaries(workdir)  # jobs of killed runs or workers
-        tmp = owned_tempdir(f".{key[:16]}.", workdir)
-        try:
+        # a worker that finished the same job first keeps its result; the entry carries its files' sha256
+        with atomic_folder(result_dir, replace=False, sealed=True) as tmp:
             stage = tmp / PROJECT_SUBDIR
             for rel in job.project_files():
                 (stage / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -441,19 +435,7 @@ class SynthesisRunner(ABC):
             report = _relative_sources(report, tmp).model_copy(update={"job_hash": key})
             (tmp / JOB_FILE).write_text(job.to_json())
             (tmp / REPORT_FILE).write_text(report.model_dump_json(indent=2) + "\n")
-            release(tmp)
-            seal(tmp)
-            try:
-                os.replace(tmp, result_dir)
-            except OSError:
-                if (result_dir / REPORT_FILE).is_file():  # another worker finished the same job first
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return load_report(result_dir)
-                raise
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return report
+        return load_report(result_dir)
 
 
 def load_report(result_dir: Path) -> SynthesisReport:

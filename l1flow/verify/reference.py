@@ -14,7 +14,6 @@ hash of the project's firmware sources and the bench.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import tempfile
 import zipfile
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from l1flow.errors import BadInputError, L1flowError
-from l1flow.fileio import sha256_bytes
+from l1flow.fileio import atomic_path, sha256_bytes
 from l1flow.firmware.fixed import FixedType
 from l1flow.firmware.netgraph import FirmwareNet, UnsupportedLayerError
 from l1flow.firmware.nn_emulator import NNEmulator
@@ -115,19 +114,19 @@ class CppReference:
             executable.parent.mkdir(parents=True, exist_ok=True)
             source = executable.parent / "raw_words_ports.cpp"
             source.write_text(bench)
-            tmp = executable.parent / ".bench.tmp"
             weights = project.folder / "firmware" / "weights"
-            command = [
-                gxx, *CXX_OPTIONS, f"-I{project.folder}", f"-I{project.folder / 'firmware'}",
-                f"-I{ap_types_include()}", f'-DWEIGHTS_DIR="{weights}"', str(source), *map(str, sources), "-o", str(tmp),
-            ]
-            proc = subprocess.run(command, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                tmp.unlink(missing_ok=True)
-                raise L1flowError(
-                    f"g++ could not build {main_cpp} with the raw-word bench:\n{simulator_words(proc.stdout, proc.stderr)}"
-                )
-            os.replace(tmp, executable)
+            with atomic_path(executable) as tmp:
+                command = [
+                    gxx, *CXX_OPTIONS, f"-I{project.folder}", f"-I{project.folder / 'firmware'}",
+                    f"-I{ap_types_include()}", f'-DWEIGHTS_DIR="{weights}"', str(source), *map(str, sources),
+                    "-o", str(tmp),
+                ]
+                proc = subprocess.run(command, capture_output=True, text=True, check=False)
+                if proc.returncode != 0:
+                    raise L1flowError(
+                        f"g++ could not build {main_cpp} with the raw-word bench:\n"
+                        f"{simulator_words(proc.stdout, proc.stderr)}"
+                    )
         self._executable = executable
         return executable
 
