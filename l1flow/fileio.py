@@ -227,7 +227,8 @@ def folder_manifest(root: str | Path) -> list[ManifestEntry]:
     """Manifest of every regular file under ``root``, sorted by path.
 
     Symbolic links and special files are refused: they would make the content
-    depend on the machine that hashes it.
+    depend on the machine that hashes it. The owner file of a folder being
+    built (:func:`atomic_folder`) is not content and is left out.
     """
     root = Path(root)
     if not root.is_dir():
@@ -240,6 +241,8 @@ def folder_manifest(root: str | Path) -> list[ManifestEntry]:
                 raise BadInputError(f"{Path(dirpath) / name} is a symbolic link; copy the target in instead")
         for name in sorted(filenames):
             path = Path(dirpath) / name
+            if name == OWNER_FILE and path.parent == root:
+                continue
             mode = path.lstat().st_mode
             if not stat.S_ISREG(mode):
                 raise BadInputError(f"{path} is not a regular file (link or special file); it cannot be hashed")

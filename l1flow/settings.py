@@ -29,7 +29,7 @@ from pathlib import Path
 
 #: the workspace every command uses when neither --workspace nor $L1FLOW_WORKSPACE says otherwise
 DEFAULT_WORKSPACE = Path("work")
-#: the variables naming credential files (read by l1flow.service.auth)
+#: the variables naming credential files (read by l1flow.auth)
 AUTH_FILE_VARIABLES = ("L1FLOW_PREFECT_AUTH_FILE", "L1FLOW_REGISTRY_AUTH_FILE")
 
 

@@ -52,3 +52,25 @@ def test_exit_codes() -> None:
     assert VerificationFailed("x").exit_code == 1
     assert L1flowError("x").exit_code == 1
     assert isinstance(BadInputError("x"), ValueError)
+
+
+def test_atomic_folder_staging_names_its_owner_and_sealed_entries_list_their_hashes(tmp_path: Path) -> None:
+    import json
+
+    from l1flow.fileio import MANIFEST_FILE, OWNER_FILE, folder_digest
+    from l1flow.recovery import entry_problem, owner_is_dead
+
+    target = tmp_path / "entry"
+    with atomic_folder(target, replace=False, sealed=True) as staging:
+        (staging / "sim").write_bytes(b"\x7fELF")
+        assert json.loads((staging / OWNER_FILE).read_text())["pid"] > 0
+        assert not owner_is_dead(staging)  # this process is alive: never removed under it
+        digest_while_building = folder_digest(staging)
+    assert not (target / OWNER_FILE).exists()
+    assert json.loads((target / MANIFEST_FILE).read_text()) == {"sim": sha256_bytes(b"\x7fELF")}
+    assert entry_problem(target) is None
+    (target / "sim").write_bytes(b"\x7fEL")  # truncated after it was written
+    assert "sim does not match its recorded sha256" in (entry_problem(target) or "")
+    (target / "sim").write_bytes(b"\x7fELF")
+    (target / MANIFEST_FILE).unlink()
+    assert folder_digest(target) == digest_while_building  # the owner file is not content

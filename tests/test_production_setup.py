@@ -37,8 +37,7 @@ from prefect_fixtures import (  # noqa: E402
     write_credential,
 )
 
-from l1flow.errors import BadInputError
-from l1flow.service.auth import (
+from l1flow.auth import (
     Credential,
     is_loopback,
     mask_url_password,
@@ -48,6 +47,7 @@ from l1flow.service.auth import (
     read_credential_file,
     registry_credential,
 )
+from l1flow.errors import BadInputError
 
 pytest_plugins = ["prefect_fixtures"]
 

@@ -30,7 +30,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for override in args.set:
             argv += ["--set", override]
         return run_guarded(argv)
-    from l1flow.service.auth import prefect_client_credential
+    from l1flow.auth import prefect_client_credential
 
     # with PREFECT_API_URL set the run goes to that server, which may require the credential
     prefect_client_credential()

@@ -19,9 +19,7 @@ from base64 import b64encode
 from pathlib import Path
 from typing import Any
 
-from l1flow.errors import BadInputError, L1flowError
-from l1flow.flows import FLOW_SOURCE, PIPELINE_ENTRYPOINT
-from l1flow.service.auth import (
+from l1flow.auth import (
     PREFECT_AUTH_FILE_ENV,
     PREFECT_CLIENT_AUTH_ENV,
     REGISTRY_AUTH_FILE_ENV,
@@ -29,6 +27,8 @@ from l1flow.service.auth import (
     is_loopback,
     prefect_client_credential,
 )
+from l1flow.errors import BadInputError, L1flowError
+from l1flow.flows import FLOW_SOURCE, PIPELINE_ENTRYPOINT
 from l1flow.service.servers import (
     ServerLaunch,
     prefect_server_launch,

@@ -35,11 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from l1flow.auth import registry_credential
 from l1flow.errors import BadInputError, VerificationFailed
 from l1flow.registry.bundle import BUNDLE_FILE, BundleError, safe_extract, sha256_file, write_bundle
 from l1flow.registry.criteria import AcceptanceCriteria, AcceptanceVerdict, evaluate_acceptance, gate_verdict
 from l1flow.runfolder import SummaryError, read_summary
-from l1flow.service.auth import registry_credential
 from l1flow.settings import settings
 
 # Progress bars would garble CLI output and logs; the user can still turn them on.

@@ -14,9 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from l1flow.errors import BadInputError
-from l1flow.fileio import write_text_atomic
-from l1flow.service.auth import (
+from l1flow.auth import (
     MLFLOW_MIN_PASSWORD,
     PREFECT_AUTH_FILE_ENV,
     PREFECT_SERVER_AUTH_ENV,
@@ -27,6 +25,8 @@ from l1flow.service.auth import (
     mask_url_password,
     prefect_server_credential,
 )
+from l1flow.errors import BadInputError
+from l1flow.fileio import write_text_atomic
 
 TELEMETRY_OFF = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 # the registry server's own files inside the workspace: auth config, user store, CSRF key
