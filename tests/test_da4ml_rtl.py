@@ -73,7 +73,7 @@ def test_every_cast_mode_in_verilator_matches_ap_fixed(tmp_path, rtl_cache):
     design = generate_rtl(comb, [Format(SOURCE)], [Format(t) for t in CAST_TARGETS], top="casts")
     exe = _build(design, tmp_path, "casts", rtl_cache)
     words = np.arange(SOURCE.min_word, SOURCE.max_word + 1, dtype=np.int64)
-    got = run_simulator(exe, words[:, None], len(CAST_TARGETS), threads=2)
+    got = run_simulator(exe, words[:, None], len(CAST_TARGETS), threads=2).output_words
     expected = np.stack([fixed.convert(words, SOURCE, t) for t in CAST_TARGETS], axis=1)
     assert got.shape == (1024, len(CAST_TARGETS))
     mismatches = np.count_nonzero(got != expected)
