@@ -419,6 +419,8 @@ class RTLDesign:
             "inputs": [asdict(s) for s in self.inputs],
             "outputs": [asdict(s) for s in self.outputs],
             "latency_cycles": self.latency_cycles,
+            # every stage is pure logic between registers: a new event each clock
+            "ii_cycles": 1,
             "estimated_luts": self.estimated_luts,
             "logic_delay": self.logic_delay,
             "stage_modules": list(self.stage_modules),
