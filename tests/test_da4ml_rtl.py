@@ -277,20 +277,30 @@ def test_pipelined_rtl_at_the_clock_matches_emulator_and_faults_are_caught(
         source.run(words[:2000])
 
 
-@pytest.mark.slow
-def test_yosys_synthesizes_exactly_the_simulated_rtl(converted_ae, tmp_path):
+@pytest.fixture(scope="module")
+def combinational_synthesis(converted_ae, tmp_path_factory: pytest.TempPathFactory):
+    """(source, job, yosys report) of the combinational RTL, synthesized once for the module."""
     from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
     from l1flow.synthesis.yosys import YosysRunner
 
     _, net, _, _, _ = converted_ae
-    source = Da4mlRTLSource(net, tmp_path / "rtl")
+    work = tmp_path_factory.mktemp("comb_synth")
+    source = Da4mlRTLSource(net, work / "rtl")
     source.write()
     job = source.synthesis_job("yosys", "xcvu9p-flgb2104-2L-e", 5.0, 600)
+    return source, job, YosysRunner().run(job, work / "synth")
+
+
+@pytest.mark.slow
+def test_yosys_synthesizes_exactly_the_simulated_rtl(converted_ae, combinational_synthesis, tmp_path):
+    from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
+
+    _, net, _, _, _ = converted_ae
+    source, job, report = combinational_synthesis
     # only the modules the netlist instantiates (da4ml's lookup_table.v reads a ROM that does not exist)
     named = {p.name for p in job.rtl_files}
-    assert named == {p.name for p in (tmp_path / "rtl" / "src").glob("*.v")}
+    assert named == {p.name for p in source.src_dir.glob("*.v")}
     assert "l1flow_nn.v" in named and "shift_adder.v" in named and "lookup_table.v" not in named
-    report = YosysRunner().run(job, tmp_path / "synth")
     r = report.resources
     assert r.lut is not None and r.lut > 0.5 * source.estimated_luts  # da4ml's own estimate, same order
     assert r.carry is not None and r.carry > 0
@@ -304,7 +314,7 @@ def test_yosys_synthesizes_exactly_the_simulated_rtl(converted_ae, tmp_path):
 
 
 @pytest.mark.slow
-def test_yosys_gives_flip_flops_and_logic_depth_per_stage(converted_ae, tmp_path):
+def test_yosys_gives_flip_flops_and_logic_depth_per_stage(converted_ae, combinational_synthesis, tmp_path):
     from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
     from l1flow.pipeline.firmware_steps import synthesis_summary
     from l1flow.synthesis.yosys import YosysRunner
@@ -312,13 +322,11 @@ def test_yosys_gives_flip_flops_and_logic_depth_per_stage(converted_ae, tmp_path
     _, net, _, _, _ = converted_ae
     source = Da4mlRTLSource(net, tmp_path / "rtl", latency_cutoff=latency_cutoff_for_clock(5.0))
     source.write()
-    flat = Da4mlRTLSource(net, tmp_path / "flat")
-    flat.write()
     job = source.synthesis_job("yosys", "xcvu9p-flgb2104-2L-e", 5.0, 600)
     stages = tuple(f"l1flow_nn_stage{i}" for i in range(source.latency_cycles))
     assert job.depth_modules == stages
     report = YosysRunner().run(job, tmp_path / "synth")
-    flat_report = YosysRunner().run(flat.synthesis_job("yosys", "xcvu9p-flgb2104-2L-e", 5.0, 600), tmp_path / "synth")
+    _, _, flat_report = combinational_synthesis
     # every stage's input and the output are registered
     assert report.resources.ff is not None and report.resources.ff >= net.n_inputs + net.n_outputs
     assert tuple(report.logic_depth) == stages and min(report.logic_depth.values()) > 0
