@@ -226,6 +226,8 @@ def _gate_entry(gate: dict[str, Any]) -> dict[str, Any]:
         "passed": gate["passed"],
         "events_per_s": gate["events_per_s"],
         "failures": gate["failures"],
+        # clock cycles from input to output the RTL simulator saw (checked against the generator's)
+        "observed_latency_cycles": gate["observed_latency_cycles"],
     }
 
 

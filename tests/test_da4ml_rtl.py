@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,12 @@ from l1flow.firmware import fixed
 from l1flow.firmware.fixed import OVERFLOW_MODES, ROUNDING_MODES, FixedType
 from l1flow.hardware.da4ml_rtl import (
     Format,
+    RTLGenerationError,
     build_simulator,
     convert,
     generate_rtl,
     harness_config,
+    latency_cutoff_for_clock,
 )
 from l1flow.hardware.verilator import run_simulator
 
@@ -73,7 +76,7 @@ def test_every_cast_mode_in_verilator_matches_ap_fixed(tmp_path, rtl_cache):
     design = generate_rtl(comb, [Format(SOURCE)], [Format(t) for t in CAST_TARGETS], top="casts")
     exe = _build(design, tmp_path, "casts", rtl_cache)
     words = np.arange(SOURCE.min_word, SOURCE.max_word + 1, dtype=np.int64)
-    got = run_simulator(exe, words[:, None], len(CAST_TARGETS), threads=2)
+    got = run_simulator(exe, words[:, None], len(CAST_TARGETS), threads=2).output_words
     expected = np.stack([fixed.convert(words, SOURCE, t) for t in CAST_TARGETS], axis=1)
     assert got.shape == (1024, len(CAST_TARGETS))
     mismatches = np.count_nonzero(got != expected)
@@ -200,17 +203,79 @@ def test_qkeras_net_rtl_matches_emulator_and_hls4ml(converted_ae, tmp_path, rtl_
     assert min(len(np.unique(result.output_words[:, j])) for j in range(net.n_outputs)) > 20
 
 
-@pytest.mark.slow
-def test_pipelined_rtl_and_one_changed_constant(converted_ae, tmp_path, rtl_cache):
-    import re
+def test_stage_cut_follows_the_clock_period():
+    # 1 ns per adder after 0.5 ns of register overhead; never less than one adder per stage
+    assert [latency_cutoff_for_clock(p) for p in (5.0, 2.5, 6.25, 25.0, 1.0)] == [4.0, 2.0, 5.0, 24.0, 1.0]
+    with pytest.raises(RTLGenerationError, match="clock period must be positive"):
+        latency_cutoff_for_clock(0.0)
 
+
+@pytest.mark.slow
+def test_two_clock_periods_give_different_stage_counts(converted_ae):
+    from l1flow.hardware.da4ml_rtl import trace_firmware_net
+
+    _, net, _, _, _ = converted_ae
+    comb = trace_firmware_net(net)
+    formats = [Format(net.input.type)] * net.n_inputs, [Format(net.output.type)] * net.n_outputs
+    designs = {p: generate_rtl(comb, *formats, latency_cutoff=latency_cutoff_for_clock(p)) for p in (2.5, 5.0)}
+    fast, slow = designs[2.5], designs[5.0]
+    assert fast.latency_cycles > slow.latency_cycles >= 2
+    for design in designs.values():
+        assert design.stage_modules == tuple(f"l1flow_nn_stage{i}" for i in range(design.latency_cycles))
+        assert {f"{m}.v" for m in design.stage_modules} <= set(design.sources)
+        assert "#define CLOCKED 1" in harness_config(design)
+
+
+PIPELINE_EVENTS = 20_000
+
+
+@pytest.fixture(scope="module")
+def pipeline_words(converted_ae):
+    """(input words, emulator words) of 20,000 events for the pipelined RTL."""
+    from l1flow.firmware.nn_emulator import NNEmulator
+
+    _, net, _, _, _ = converted_ae
+    x = np.random.default_rng(8).normal(0, 2.0, (PIPELINE_EVENTS, net.n_inputs))
+    emulator = NNEmulator(net)
+    words = emulator.quantize_inputs(x)
+    return words, emulator.predict_words(words)
+
+
+def _add_output_register(top: Path, stages: int) -> None:
+    """One more register between the last stage and ``model_out``: the RTL is one clock late."""
+    text = top.read_text()
+    width = re.search(r"output reg \[(\d+):0\] model_out", text)
+    last = f"model_out <= stage{stages - 1}_out;"
+    assert width is not None and text.count(last) == 1
+    text = text.replace(last, f"late_out <= stage{stages - 1}_out;\n        model_out <= late_out;")
+    text = text.replace("always @(posedge clk)", f"reg [{width.group(1)}:0] late_out;\n    always @(posedge clk)")
+    top.write_text(text)
+
+
+@pytest.mark.slow
+def test_pipelined_rtl_at_the_clock_matches_emulator_and_faults_are_caught(
+    converted_ae, pipeline_words, tmp_path, rtl_cache
+):
+    from l1flow.errors import VerificationFailed
     from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
 
-    _, net, words, emulated, _ = converted_ae
-    source = Da4mlRTLSource(net, tmp_path / "rtl", latency_cutoff=3, cache_dir=rtl_cache, threads=2)
+    _, net, _, _, _ = converted_ae
+    words, emulated = pipeline_words
+    source = Da4mlRTLSource(
+        net, tmp_path / "rtl", latency_cutoff=latency_cutoff_for_clock(5.0), cache_dir=rtl_cache, threads=2
+    )
     source.write()
-    assert source.latency_cycles > 1
-    assert np.count_nonzero(source.run(words) != emulated) == 0
+    stated = source.latency_cycles
+    assert stated >= 2
+    got = source.run(words)  # one event per clock, each result read `stated` clocks later
+    assert got.shape == (PIPELINE_EVENTS, net.n_outputs)
+    assert np.count_nonzero(got != emulated) == 0
+    assert min(len(np.unique(got[:, j])) for j in range(net.n_outputs)) > 20
+    assert source.measured_latency_cycles == stated  # what the harness saw is what da4ml stated
+    # all events alike: nothing to time, and still gated word for word
+    same = np.repeat(words[:1], 50, axis=0)
+    assert np.count_nonzero(source.run(same) != emulated[:1]) == 0
+    assert source.measured_latency_cycles is None
 
     # Change one constant operand (a bias addition) in the generated Verilog: flip its top bit.
     pattern = re.compile(r"shift_adder #\([^)]*\) op_\d+ \(v\d+\[\d+:0\], (\d+)'b(1[01]{7,}),")
@@ -224,31 +289,73 @@ def test_pipelined_rtl_and_one_changed_constant(converted_ae, tmp_path, rtl_cach
     source.compile()  # the edited file is what gets built (a new cache key)
     faulty = source.run(words)
     assert np.count_nonzero(np.any(faulty != emulated, axis=1)) > 0
+    assert source.measured_latency_cycles == stated  # a wrong value, on time
     source.write()  # restores the generated RTL: the net hash matches but the file changed
     source.compile()
     assert np.count_nonzero(source.run(words) != emulated) == 0
 
+    # One register too many: the harness sees the results a clock late and the library refuses them.
+    _add_output_register(tmp_path / "rtl" / "src" / "l1flow_nn.v", stated)
+    source.compile()
+    with pytest.raises(VerificationFailed, match=f"{stated + 1} clock cycles after its input, design.json states {stated}"):
+        source.run(words[:2000])
 
-@pytest.mark.slow
-def test_yosys_synthesizes_exactly_the_simulated_rtl(converted_ae, tmp_path):
+
+@pytest.fixture(scope="module")
+def combinational_synthesis(converted_ae, tmp_path_factory: pytest.TempPathFactory):
+    """(source, job, yosys report) of the combinational RTL, synthesized once for the module."""
     from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
     from l1flow.synthesis.yosys import YosysRunner
 
     _, net, _, _, _ = converted_ae
-    source = Da4mlRTLSource(net, tmp_path / "rtl")
+    work = tmp_path_factory.mktemp("comb_synth")
+    source = Da4mlRTLSource(net, work / "rtl")
     source.write()
     job = source.synthesis_job("yosys", "xcvu9p-flgb2104-2L-e", 5.0, 600)
+    return source, job, YosysRunner().run(job, work / "synth")
+
+
+@pytest.mark.slow
+def test_yosys_synthesizes_exactly_the_simulated_rtl(converted_ae, combinational_synthesis, tmp_path):
+    from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
+
+    _, net, _, _, _ = converted_ae
+    source, job, report = combinational_synthesis
     # only the modules the netlist instantiates (da4ml's lookup_table.v reads a ROM that does not exist)
     named = {p.name for p in job.rtl_files}
-    assert named == {p.name for p in (tmp_path / "rtl" / "src").glob("*.v")}
+    assert named == {p.name for p in source.src_dir.glob("*.v")}
     assert "l1flow_nn.v" in named and "shift_adder.v" in named and "lookup_table.v" not in named
-    report = YosysRunner().run(job, tmp_path / "synth")
     r = report.resources
     assert r.lut is not None and r.lut > 0.5 * source.estimated_luts  # da4ml's own estimate, same order
     assert r.carry is not None and r.carry > 0
     assert r.ff == 0 and r.dsp == 0  # combinational, multiplications as shift-adds
     assert (report.latency_min_cycles, report.latency_source) == (0, "generator (design.json)")
+    assert list(report.logic_depth) == ["l1flow_nn"] and report.logic_depth["l1flow_nn"] > 10
     # another folder holding the same net is the same job: the stored result is returned
     again = Da4mlRTLSource(net, tmp_path / "elsewhere")
     again.write()
     assert again.synthesis_job("yosys", "xcvu9p-flgb2104-2L-e", 5.0, 600).job_hash() == job.job_hash()
+
+
+@pytest.mark.slow
+def test_yosys_gives_flip_flops_and_logic_depth_per_stage(converted_ae, combinational_synthesis, tmp_path):
+    from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
+    from l1flow.pipeline.firmware_steps import synthesis_summary
+    from l1flow.synthesis.yosys import YosysRunner
+
+    _, net, _, _, _ = converted_ae
+    source = Da4mlRTLSource(net, tmp_path / "rtl", latency_cutoff=latency_cutoff_for_clock(5.0))
+    source.write()
+    job = source.synthesis_job("yosys", "xcvu9p-flgb2104-2L-e", 5.0, 600)
+    stages = tuple(f"l1flow_nn_stage{i}" for i in range(source.latency_cycles))
+    assert job.depth_modules == stages
+    report = YosysRunner().run(job, tmp_path / "synth")
+    _, _, flat_report = combinational_synthesis
+    # every stage's input and the output are registered
+    assert report.resources.ff is not None and report.resources.ff >= net.n_inputs + net.n_outputs
+    assert tuple(report.logic_depth) == stages and min(report.logic_depth.values()) > 0
+    # pipelining cut the longest path: the deepest stage is shallower than the whole combinational net
+    assert max(report.logic_depth.values()) < flat_report.logic_depth["l1flow_nn"]
+    latency = synthesis_summary(report)["latency"]
+    assert latency["cycles"] == source.latency_cycles and latency["ns"] == 5.0 * source.latency_cycles
+    assert latency["ii"] == 1 and latency["logic_depth"] == report.logic_depth

@@ -15,23 +15,28 @@ from l1flow.toolchain import ToolMissingError
 DEFAULT = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 
 
-def _report(cycles: int) -> SynthesisReport:
+def _report(cycles: int, logic_depth: dict[str, int] | None = None) -> SynthesisReport:
     return SynthesisReport(
         tool="yosys", tool_version="0.23", part="xcvu9p-flgb2104-2L-e", clock_target_ns=5.0,
         latency_min_cycles=cycles, latency_max_cycles=cycles, ii_min=1, ii_max=1,
         latency_source="generator (job)", resources=Resources(lut=1200, ff=300, dsp=0, bram_18k=0, carry=40),
         resource_stage="yosys", available=Resources(lut=1_182_240, ff=2_364_480), job_hash="ab" * 32,
+        logic_depth=logic_depth or {},
     )
 
 
 def test_summary_has_the_keys_acceptance_budgets_read() -> None:
-    summary = synthesis_summary(_report(11))
+    summary = synthesis_summary(_report(11, {"nn_stage0": 9, "nn_stage1": 12}))
     resources = summary["resources"]
     assert {k: resources[k] for k in ("LUT", "FF", "DSP", "BRAM")} == {"LUT": 1200, "FF": 300, "DSP": 0, "BRAM": 0}
     assert resources["source"] == "yosys 0.23 (yosys)" and resources["utilisation"]["lut"] == pytest.approx(1200 / 1_182_240)
-    assert summary["latency"] == {"cycles": 11, "ns": 55.0, "ii": 1, "source": "generator (job)"}
+    assert summary["latency"] == {
+        "cycles": 11, "ns": 55.0, "ii": 1, "source": "generator (job)",
+        "logic_depth": {"nn_stage0": 9, "nn_stage1": 12},
+    }
     # combinational: no clocked latency, and yosys does not time logic, so no ns
     assert synthesis_summary(_report(0))["latency"]["ns"] is None
+    assert synthesis_summary(_report(0))["latency"]["logic_depth"] is None  # no ltp figure, none claimed
     assert synthesis_summary(None) == {"resources": None, "latency": None}
 
 
@@ -76,7 +81,11 @@ SMALL_MODELS = [
 
 @pytest.mark.slow
 def test_a_run_reports_yosys_resources_and_generator_latency(tmp_path: Path) -> None:
-    """`l1flow run` with yosys on small models: the synthesis stage's results land in summary.json."""
+    """`l1flow run` with yosys on small models: the synthesis stage's results land in summary.json.
+
+    The AE's RTL is pipelined to the 5 ns clock: clocked latency, flip-flops, a
+    logic depth per stage, and the gate on that pipelined RTL.
+    """
     import json
     import math
     import os
@@ -97,12 +106,21 @@ def test_a_run_reports_yosys_resources_and_generator_latency(tmp_path: Path) -> 
     ae, bdt = summary["models"]["axol1tl_ae"], summary["models"]["bdt"]
 
     assert ae["resources"]["source"] == bdt["resources"]["source"] == "yosys 0.23 (yosys)"
-    assert ae["resources"]["LUT"] > 100 and ae["resources"]["carry"] > 0 and ae["resources"]["FF"] == 0
-    assert ae["latency"]["cycles"] == 0 and ae["latency"]["ns"] is None  # combinational da4ml RTL
+    assert ae["resources"]["LUT"] > 100 and ae["resources"]["carry"] > 0 and ae["resources"]["FF"] > 0
+    cycles = ae["latency"]["cycles"]
+    assert cycles >= 1 and ae["latency"]["ns"] == 5.0 * cycles and ae["latency"]["ii"] == 1
+    assert ae["latency"]["source"] == "generator (design.json)"
+    depth = ae["latency"]["logic_depth"]
+    assert list(depth) == [f"l1flow_nn_stage{i}" for i in range(cycles)] and min(depth.values()) > 0
+    # the harness saw the latency the generator stated
+    assert [g["observed_latency_cycles"] for g in ae["emulation_vs_hardware"]] == [cycles]
     assert bdt["resources"]["LUT"] > 10 and bdt["resources"]["FF"] > 10
     forest = read_conifer_vhdl_project(run_dir / "firmware" / "bdt" / "conifer_vhdl")
     cycles = 1 + forest.max_depth + math.ceil(math.log2(forest.n_trees))
-    assert bdt["latency"] == {"cycles": cycles, "ns": 5.0 * cycles, "ii": 1, "source": "generator (job)"}
+    assert {k: bdt["latency"][k] for k in ("cycles", "ns", "ii", "source")} == {
+        "cycles": cycles, "ns": 5.0 * cycles, "ii": 1, "source": "generator (job)"
+    }
+    assert list(bdt["latency"]["logic_depth"]) == ["BDTTop"]  # conifer's pipeline, flattened: one figure
     # each result is kept in the workspace under its job hash, for the next run with the same RTL
     for model in (ae, bdt):
         assert (tmp_path / "work" / "cache" / "synthesis" / model["resources"]["job_hash"] / "report.json").is_file()

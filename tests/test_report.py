@@ -169,3 +169,15 @@ def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert _cli("report", str(tmp_path / "nowhere")) == 2
     assert "summary.json does not exist" in capsys.readouterr().err
     assert not (tmp_path / "x.html").exists()
+
+
+def test_pipelined_latency_shows_interval_and_depth_per_stage(tmp_path: Path) -> None:
+    latency = {"cycles": 2, "ns": 10.0, "ii": 1, "source": "generator (design.json)",
+               "logic_depth": {"l1flow_nn_stage0": 17, "l1flow_nn_stage1": 9}}
+    run = make_run_folder(tmp_path / "run", latency=latency)
+    page = render_report(run, previous_production=None).read_text()
+    cells = re.findall(r"<td>([^<]+)</td><td class=\"num\">([^<]*)</td>", page)
+    assert ("initiation interval (cycles)", "1") in cells
+    assert ("logic depth l1flow_nn_stage0 (cells)", "17") in cells
+    assert ("logic depth l1flow_nn_stage1 (cells)", "9") in cells
+    assert ("latency (ns)", "10") in cells and ("latency (cycles)", "2") in cells

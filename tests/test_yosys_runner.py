@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from l1flow.synthesis.job import SynthesisError, SynthesisJob, SynthesisTimeout
-from l1flow.synthesis.yosys import YosysRunner, parse_yosys_stat_json, resources_from_cells, yosys_script
+from l1flow.synthesis.yosys import (
+    YosysRunner,
+    parse_yosys_ltp,
+    parse_yosys_stat_json,
+    resources_from_cells,
+    yosys_script,
+)
 
 RTL = Path(__file__).parent / "fixtures" / "rtl_small"
 
@@ -44,6 +50,30 @@ def test_cell_mapping() -> None:
 def test_script_uses_family_and_top() -> None:
     assert "synth_xilinx -family xc7 -top tiny_bdt" in yosys_script(tiny_job(part="xc7vx690tffg1927-2"))
     assert "-family xcup" in yosys_script(tiny_job())
+    # logic depth: ltp with flip-flops and latches left out, so paths end at registers
+    assert "ltp -noff * t:FD* %d t:LD* %d" in yosys_script(tiny_job())
+    assert "keep_hierarchy" not in yosys_script(tiny_job())
+
+
+def test_depth_modules_keep_their_hierarchy() -> None:
+    script = yosys_script(tiny_job(depth_modules=["nn_stage0", "nn_stage1"]))
+    assert "hierarchy -top tiny_bdt\nsetattr -mod -set keep_hierarchy 1 nn_stage0 nn_stage1\nsynth_xilinx" in script
+    with pytest.raises(ValueError, match="not valid module names"):
+        tiny_job(depth_modules=["nn stage0"])
+
+
+def test_logic_depth_errors_name_the_file_and_module(tmp_path: Path) -> None:
+    with pytest.raises(SynthesisError, match="yosys_ltp.txt: yosys logic depth not found"):
+        parse_yosys_ltp(tmp_path / "yosys_ltp.txt", ("top",))
+    # yosys 0.23's own words, module names escaped with a backslash in the netlist
+    (tmp_path / "ltp.txt").write_text(
+        "10. Executing LTP pass (find longest path).\n\n"
+        "Longest topological path in nn_stage0 (length=7):\n    0: \\stage0_inp [3]\n"
+        "Longest topological path in \\nn_stage1 (length=9):\n"
+    )
+    assert parse_yosys_ltp(tmp_path / "ltp.txt", ("nn_stage0", "nn_stage1")) == {"nn_stage0": 7, "nn_stage1": 9}
+    with pytest.raises(SynthesisError, match=r"no logic depth for module\(s\) \['nn_stage2'\]"):
+        parse_yosys_ltp(tmp_path / "ltp.txt", ("nn_stage0", "nn_stage2"))
 
 
 def test_vhdl_is_refused_with_a_hint(tmp_path: Path) -> None:
@@ -74,6 +104,8 @@ def test_synth_counts_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert r.carry is not None and r.carry > 0 and r.dsp == 0 and r.bram_18k == 0
     assert report.tool == "yosys" and report.tool_version == "0.23" and report.resource_stage == "yosys"
     assert report.primitives.get("FDRE", 0) + report.primitives.get("FDSE", 0) == 22
+    # conifer's pipeline, flattened: one logic-depth figure for the top, a few LUT/carry levels
+    assert list(report.logic_depth) == ["tiny_bdt"] and 1 < report.logic_depth["tiny_bdt"] < 40
     # latency from the generator's sidecar; ns from the job's clock
     assert (report.latency_min_cycles, report.latency_max_cycles, report.ii_min) == (2, 2, 1)
     assert report.latency_max_ns == 5.0 and report.latency_source == "generator (tiny_bdt.json)"

@@ -100,6 +100,13 @@ void store_bus(const VlWide<N> &bus, uint32_t *chunks) {
 
 // Simulates `events` events from `in` into `out`; returns 0 or an exit status.
 using BlockFn = int (*)(const int64_t *in, int64_t *out, std::size_t events);
+// The latency in clock cycles a harness observes on its design, from the first of `events`
+// input events; kLatencyUnobservable or kLatencyUnsettled when it cannot say.
+using LatencyFn = int (*)(const int64_t *in, std::size_t events);
+// No two probed events give different outputs, so no change can be timed.
+constexpr int kLatencyUnobservable = -1;
+// The output never showed the new event's result within the probe's cycles.
+constexpr int kLatencyUnsettled = -2;
 
 inline void *map_file(const char *path, int fd, std::size_t bytes, int prot, int flags) {
     void *p = mmap(nullptr, bytes, prot, flags | MAP_POPULATE, fd, 0);
@@ -110,7 +117,8 @@ inline void *map_file(const char *path, int fd, std::size_t bytes, int prot, int
     return p;
 }
 
-inline int run(int argc, char **argv, int n_in, int n_out, BlockFn simulate_block) {
+// With `probe_latency`, its result is printed to stdout as "latency_cycles N" before the events stream.
+inline int run(int argc, char **argv, int n_in, int n_out, BlockFn simulate_block, LatencyFn probe_latency = nullptr) {
     // Arguments after the fourth are Verilator plusargs (+name=value), left to the design.
     if (argc < 5) {
         std::fprintf(stderr, "usage: %s <inputs.bin> <outputs.bin> <events> <threads> [+plusarg ...]\n", argv[0]);
@@ -134,6 +142,11 @@ inline int run(int argc, char **argv, int n_in, int n_out, BlockFn simulate_bloc
     }
     auto in = static_cast<const int64_t *>(map_file(argv[1], in_fd, in_bytes, PROT_READ, MAP_PRIVATE));
     auto out = static_cast<int64_t *>(map_file(argv[2], out_fd, out_bytes, PROT_READ | PROT_WRITE, MAP_SHARED));
+
+    if (probe_latency != nullptr && events > 0) {
+        std::printf("latency_cycles %d\n", probe_latency(in, events));
+        std::fflush(stdout);
+    }
 
     std::size_t per = (events + threads - 1) / threads;
     std::vector<std::thread> pool;

@@ -36,6 +36,8 @@ class HardwareSource(ABC):
 
     def __init__(self, project_dir: Path) -> None:
         self.project_dir = Path(project_dir)
+        #: clock cycles from input to output that the last ``run`` observed; None where not measured
+        self.measured_latency_cycles: int | None = None
 
     @abstractmethod
     def write(self) -> None:

@@ -11,7 +11,9 @@ object you can inspect:
    rounding modes are built from truncation (see :func:`convert`), which is
    exact, ties included.
 2. :func:`generate_rtl` turns the traced logic into Verilog (combinational or
-   pipelined) and records where each firmware word sits on the packed buses.
+   pipelined) and records where each firmware word sits on the packed buses;
+   :func:`latency_cutoff_for_clock` picks the pipeline's stage cut from the
+   clock period (the delay model is documented there).
 3. :func:`build_simulator` compiles the Verilog with Verilator and a C++
    harness (``firmware_templates/verilator_nn``) that streams words from a
    file, no Python per event; builds are cached by a hash of their content.
@@ -30,13 +32,19 @@ from typing import Any
 
 import numpy as np
 
-from l1flow.errors import BadInputError
+from l1flow.errors import BadInputError, VerificationFailed
 from l1flow.fileio import atomic_folder, sha256_bytes, sha256_file
 from l1flow.firmware import fixed
 from l1flow.firmware.fixed import FixedType
 from l1flow.firmware.netgraph import ActivationLayer, BatchNormLayer, DenseLayer, FirmwareNet, ReshapeLayer
 from l1flow.hardware.base import HardwareSource, RTLTool
-from l1flow.hardware.verilator import RTLBuildError, build_verilated_harness, run_simulator
+from l1flow.hardware.verilator import (
+    LATENCY_UNOBSERVABLE,
+    LATENCY_UNSETTLED,
+    RTLBuildError,
+    build_verilated_harness,
+    run_simulator,
+)
 from l1flow.synthesis.job import SynthesisJob
 from l1flow.templates import template_path
 
@@ -47,6 +55,30 @@ _MAX_EXACT_WEIGHT = 1 << 24
 
 class RTLGenerationError(BadInputError):
     """The firmware net cannot be expressed exactly as da4ml RTL."""
+
+
+# Delay model of da4ml's latency unit. With da4ml's default hardware
+# configuration (adder_size 1, no carry blocks) every adder, subtractor, min or
+# max costs one unit whatever its width, and wiring, shifts, negations and
+# ReLU cost none, so a stage of c units is c adders (one LUT level feeding a
+# carry chain each) in series. One such adder, with the routing into the next,
+# is taken as ADDER_DELAY_NS on the parts l1flow targets (7-series -2,
+# UltraScale+ -2); each stage also loses REGISTER_OVERHEAD_NS to clock-to-out,
+# setup and clock skew. This is an estimate to choose the cut; the logic depth
+# yosys reports per stage (l1flow.synthesis.yosys) is what to check it with.
+ADDER_DELAY_NS = 1.0
+REGISTER_OVERHEAD_NS = 0.5
+
+
+def latency_cutoff_for_clock(clock_period_ns: float) -> float:
+    """da4ml's ``latency_cutoff`` (adders in series per stage) for a clock period, at least one adder.
+
+    5 ns gives 4 adders per stage; the default 57-32-16-3-16-32-57 AE, 59 adders
+    deep, becomes 15 stages (75 ns).
+    """
+    if not clock_period_ns > 0:
+        raise RTLGenerationError(f"clock period must be positive, got {clock_period_ns} ns")
+    return float(max(1, int((clock_period_ns - REGISTER_OVERHEAD_NS) // ADDER_DELAY_NS)))
 
 
 @dataclass(frozen=True)
@@ -369,6 +401,8 @@ class RTLDesign:
     latency_cycles: int
     estimated_luts: float
     logic_delay: float
+    #: the combinational module of each pipeline stage, in order (none for a combinational design)
+    stage_modules: tuple[str, ...] = ()
 
     @property
     def input_bits(self) -> int:
@@ -384,8 +418,11 @@ class RTLDesign:
             "inputs": [asdict(s) for s in self.inputs],
             "outputs": [asdict(s) for s in self.outputs],
             "latency_cycles": self.latency_cycles,
+            # every stage is pure logic between registers: a new event each clock
+            "ii_cycles": 1,
             "estimated_luts": self.estimated_luts,
             "logic_delay": self.logic_delay,
+            "stage_modules": list(self.stage_modules),
         }
 
 
@@ -431,11 +468,14 @@ def generate_rtl(
         if slot.width and (slot.width != fmt.width or slot.shift != 0):
             raise RTLGenerationError(f"input word {n} was traced as {slot}, not as its firmware type {fmt}")
     sources: dict[str, str] = {}
+    stage_modules: tuple[str, ...] = ()
     if latency_cutoff is not None and latency_cutoff > 0:
         pipe = to_pipeline(comb, latency_cutoff, verbose=False)
         for name, code in pipeline_logic_gen(pipe, top, print_latency=False).items():
             sources[f"{name}.v"] = code
+        # da4ml registers every stage's input and the output: a result leaves one clock per stage after entry
         latency = len(pipe.solutions)
+        stage_modules = tuple(f"{top}_stage{i}" for i in range(latency))
         out_qint = list(pipe.out_qint)
     else:
         sources[f"{top}.v"] = comb_logic_gen(comb, top, print_latency=False, timescale="`timescale 1ns/1ps")
@@ -455,7 +495,9 @@ def generate_rtl(
     for name in sorted(needed):
         sources[f"{name}.v"] = library[name]
     outputs = _slots(out_qint, output_formats, "output")
-    return RTLDesign(top, sources, inputs, tuple(outputs), latency, float(comb.cost), float(comb.latency[1]))
+    return RTLDesign(
+        top, sources, inputs, tuple(outputs), latency, float(comb.cost), float(comb.latency[1]), stage_modules
+    )
 
 
 def harness_config(design: RTLDesign) -> str:
@@ -518,7 +560,7 @@ def build_simulator(
 
 DESIGN_FILE = "design.json"
 # Bumped when design.json or the generated files change shape, so old project folders are rewritten.
-_PROJECT_LAYOUT = 3
+_PROJECT_LAYOUT = 4
 
 
 def net_digest(net: FirmwareNet, latency_cutoff: float | None) -> str:
@@ -532,12 +574,14 @@ def net_digest(net: FirmwareNet, latency_cutoff: float | None) -> str:
 class Da4mlRTLSource(HardwareSource):
     """A FirmwareNet traced by da4ml into Verilog and simulated with Verilator.
 
-    ``latency_cutoff`` (in da4ml's adder-delay units) pipelines the design
-    into registered stages; ``None`` keeps it combinational (latency 0, the
-    fastest to simulate). ``write()`` lays out ``src/*.v``, the harness config
-    and ``design.json`` (bus layout, latency, estimated LUTs, net hash);
-    ``compile()`` builds what is on disk, so an edited Verilog file is what
-    gets simulated.
+    ``latency_cutoff`` (in da4ml's adder-delay units; the pipeline takes it
+    from the clock period with :func:`latency_cutoff_for_clock`) pipelines the
+    design into registered stages, one event per clock; ``None`` keeps it
+    combinational (latency 0, the fastest to simulate). ``write()`` lays out
+    ``src/*.v``, the harness config and ``design.json`` (bus layout, latency,
+    stage modules, estimated LUTs, net hash); ``compile()`` builds what is on
+    disk, so an edited Verilog file is what gets simulated. ``run()`` checks
+    the latency the harness observes against the generator's.
     """
 
     source = "verilator-da4ml"
@@ -630,7 +674,29 @@ class Da4mlRTLSource(HardwareSource):
         if self._executable is None:
             self.compile()
         assert self._executable is not None
-        return run_simulator(self._executable, words, self.net.n_outputs, self.threads)
+        run = run_simulator(self._executable, words, self.net.n_outputs, self.threads)
+        self.measured_latency_cycles = self._checked_latency(run.latency_cycles) if len(words) else None
+        return run.output_words
+
+    def _checked_latency(self, measured: int | None) -> int | None:
+        """The harness's observed latency, raising VerificationFailed where it contradicts the generator's."""
+        stated = self.latency_cycles
+        where = f"{self.project_dir}: the Verilated {self.top}"
+        if measured is None:
+            raise RTLBuildError(f"{where} reported no latency; its harness predates the latency probe, rebuild it")
+        if measured == LATENCY_UNOBSERVABLE:
+            return None  # every probed event gives the same output: nothing to time, the words are still gated
+        if measured == LATENCY_UNSETTLED:
+            raise VerificationFailed(
+                f"{where}: the output never showed a new event's result within the probe's cycles; "
+                f"design.json states a latency of {stated} cycles"
+            )
+        if measured != stated:
+            raise VerificationFailed(
+                f"{where} delivers each result {measured} clock cycles after its input, design.json states "
+                f"{stated}: the RTL in {self.src_dir} is not what the generator wrote (rewrite it with write())"
+            )
+        return measured
 
     def synthesis_job(
         self, tool: RTLTool, part: str, clock_period_ns: float, timeout_s: float
@@ -647,6 +713,7 @@ class Da4mlRTLSource(HardwareSource):
             top=design["top"],
             rtl_files=tuple(Path(self.src_dir.name) / name for name in sorted(design["sources"])),
             metadata_file=Path(DESIGN_FILE),
+            depth_modules=tuple(design.get("stage_modules", ())),
             timeout_s=timeout_s,
         )
 

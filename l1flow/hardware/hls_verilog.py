@@ -381,4 +381,4 @@ class HLSVerilogSource(HardwareSource):
         if self._executable is None:
             self.compile()
         assert self._executable is not None
-        return run_simulator(self._executable, words, self.n_outputs, self.threads)
+        return run_simulator(self._executable, words, self.n_outputs, self.threads).output_words

@@ -13,9 +13,11 @@ import hashlib
 import json
 import mmap
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -170,14 +172,35 @@ def _run_tool(cmd: list[str], cwd: Path, failure: str) -> None:
         raise RTLBuildError(f"{failure}:\n{simulator_words(proc.stdout, proc.stderr)}")
 
 
-def run_simulator(executable: Path, input_words: np.ndarray, n_outputs: int, threads: int | None = None) -> np.ndarray:
-    """Stream (events, inputs) int64 words through a built simulator; return (events, outputs) words."""
+# word_stream.h's probe results that are not a latency
+LATENCY_UNOBSERVABLE = -1
+LATENCY_UNSETTLED = -2
+
+
+@dataclass(frozen=True)
+class SimulationRun:
+    """Output words of one simulator run, and the latency its harness observed.
+
+    ``latency_cycles`` is None when the harness does not probe latency;
+    otherwise cycles from an event's input to its output, or one of
+    ``LATENCY_UNOBSERVABLE`` (no two probed events give different outputs) and
+    ``LATENCY_UNSETTLED`` (the output never settled within the probe's cycles).
+    """
+
+    output_words: np.ndarray
+    latency_cycles: int | None
+
+
+def run_simulator(
+    executable: Path, input_words: np.ndarray, n_outputs: int, threads: int | None = None
+) -> SimulationRun:
+    """Stream (events, inputs) int64 words through a built simulator; return its (events, outputs) words."""
     words = np.ascontiguousarray(input_words, dtype=np.int64)
     if words.ndim != 2:
         raise ValueError(f"input words must be 2-D (events, words), got shape {words.shape}")
     events = words.shape[0]
     if events == 0:
-        return np.zeros((0, n_outputs), dtype=np.int64)
+        return SimulationRun(np.zeros((0, n_outputs), dtype=np.int64), None)
     threads = threads or os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="l1flow-rtl-") as tmp:
         inp, out = Path(tmp) / "inputs.bin", Path(tmp) / "outputs.bin"
@@ -198,4 +221,8 @@ def run_simulator(executable: Path, input_words: np.ndarray, n_outputs: int, thr
         # mapping outlives the temporary file.
         with open(out, "rb") as handle:
             words_out = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_COPY)
-    return np.frombuffer(words_out, dtype=np.int64).reshape(events, n_outputs)
+    probed = re.search(r"^latency_cycles (-?\d+)$", proc.stdout, re.MULTILINE)
+    return SimulationRun(
+        np.frombuffer(words_out, dtype=np.int64).reshape(events, n_outputs),
+        int(probed.group(1)) if probed else None,
+    )

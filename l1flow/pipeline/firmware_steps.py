@@ -29,7 +29,7 @@ from l1flow.firmware.netgraph import FirmwareNet
 from l1flow.firmware.nn_emulator import NNEmulator
 from l1flow.firmware.vectors import VectorSet
 from l1flow.hardware.base import HardwareSource
-from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
+from l1flow.hardware.da4ml_rtl import Da4mlRTLSource, latency_cutoff_for_clock
 from l1flow.hardware.ghdl import GHDLSource
 from l1flow.hardware.verilator_bdt import VerilatorBDTSource
 from l1flow.pipeline.data_steps import Dataset
@@ -117,6 +117,11 @@ def build_firmware(
             precision_overrides=settings["overrides"],
         )
         net = FirmwareNet.from_hls_model(hls_model)
+        # pipelined to the configured clock, one event per clock, as the firmware would run
+        rtl = Da4mlRTLSource(
+            net, folder / "da4ml_rtl", latency_cutoff=latency_cutoff_for_clock(firmware.clock_period_ns),
+            cache_dir=rtl_cache,
+        )
         return FirmwareBuild(
             model_name=model.name,
             project_dir=folder / "hls4ml",
@@ -125,7 +130,7 @@ def build_firmware(
             input_type=net.input.type,
             output_type=net.output.type,
             csim_predict=lambda x: np.asarray(hls_model.predict(np.ascontiguousarray(x))).reshape(len(x), -1),
-            hardware=[] if rtl_cache is None else [Da4mlRTLSource(net, folder / "da4ml_rtl", cache_dir=rtl_cache)],
+            hardware=[] if rtl_cache is None else [rtl],
             export_vectors=lambda i, o, info, path: netgraph.export_vectors(net, i, o, info, path),
             csim_label="hls4ml C-sim",
         )
@@ -263,7 +268,10 @@ def verify_hardware(
         report = compare(stimulus, result)
         log.info("%s: %s", model.name, report.summary_line())
         (vectors_dir / f"gate_{source.source}_{n}.md").write_text(report.to_markdown())
-        reports.append({**report.to_dict(), "source": source.source, "events_per_s": n / seconds})
+        reports.append({
+            **report.to_dict(), "source": source.source, "events_per_s": n / seconds,
+            "observed_latency_cycles": source.measured_latency_cycles,
+        })
     return reports
 
 
@@ -319,5 +327,7 @@ def synthesis_summary(report: SynthesisReport | None) -> dict[str, Any]:
             "ns": report.latency_max_ns if cycles else None,
             "ii": report.ii_max,
             "source": report.latency_source,
+            # cells on the longest register-to-register path of each pipeline stage (or of the whole top)
+            "logic_depth": report.logic_depth or None,
         },
     }

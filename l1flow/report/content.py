@@ -204,6 +204,9 @@ def _budget_rows(model: dict[str, Any], criteria: AcceptanceCriteria | None) -> 
     for quantity, value, budget in [
         *((kind, resources.get(kind), limits[kind]) for kind in RESOURCE_KINDS),
         *((f"latency ({unit})", latency.get(unit), latency_limits[unit]) for unit in ("cycles", "ns")),
+        ("initiation interval (cycles)", latency.get("ii"), None),
+        # a stage much deeper than the others, or deeper than the clock allows, will not close timing
+        *((f"logic depth {module} (cells)", depth, None) for module, depth in (latency.get("logic_depth") or {}).items()),
     ]:
         if value is None:
             status = NOT_MEASURED

@@ -136,6 +136,9 @@ class SynthesisJob(BaseModel):
     latency_cycles: int | None = Field(default=None, ge=0)
     ii_cycles: int | None = Field(default=None, ge=1)
     metadata_file: Path | None = None
+    #: modules synthesized as their own hierarchy so that yosys reports each one's logic depth
+    #: (the stages of a pipelined design); the top's depth is always reported
+    depth_modules: tuple[str, ...] = ()
 
     @field_validator("project_dir")
     @classmethod
@@ -149,6 +152,14 @@ class SynthesisJob(BaseModel):
     def _name(cls, value: str | None) -> str | None:
         if value is not None and not NAME_RE.match(value):
             raise ValueError(f"{value!r} is not a valid name (must match {NAME_RE.pattern})")
+        return value
+
+    @field_validator("depth_modules")
+    @classmethod
+    def _depth_modules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if not NAME_RE.match(name)]
+        if bad:
+            raise ValueError(f"{bad} are not valid module names (must match {NAME_RE.pattern})")
         return value
 
     @field_validator("part")

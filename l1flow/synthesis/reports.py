@@ -76,6 +76,8 @@ class SynthesisReport(BaseModel):
     available: Resources = Field(default_factory=Resources)
     stages: dict[str, Resources] = Field(default_factory=dict)
     primitives: dict[str, int] = Field(default_factory=dict)
+    #: cells on the longest register-to-register path of each module (a pipeline's stages, or the top)
+    logic_depth: dict[str, int] = Field(default_factory=dict)
     sources: list[str] = Field(default_factory=list)
     job_hash: str | None = None
 
@@ -114,7 +116,7 @@ class SynthesisReport(BaseModel):
         """
         data = self.model_dump()
         for key, value in other.model_dump().items():
-            if key in ("stages", "sources", "resources", "available", "resource_stage", "primitives"):
+            if key in ("stages", "sources", "resources", "available", "resource_stage", "primitives", "logic_depth"):
                 continue
             # the first stage names the flow (tool, part, top, clock); later stages only fill gaps
             if key in ("tool", "tool_version", "part", "top", "clock_target_ns") and data[key] is not None:
@@ -124,6 +126,7 @@ class SynthesisReport(BaseModel):
         merged = SynthesisReport(**data)
         merged.stages = {**self.stages, **other.stages}
         merged.primitives = other.primitives or self.primitives
+        merged.logic_depth = other.logic_depth or self.logic_depth
         merged.sources = self.sources + [s for s in other.sources if s not in self.sources]
         if other.resource_stage is not None:
             merged.resources = other.resources

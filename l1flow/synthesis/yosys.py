@@ -13,7 +13,12 @@ design. The counts become the report's resources:
   URAM: URAM288.
 
 yosys does no timing, so latency comes from the RTL generator (the job's
-``latency_cycles`` or its sidecar ``metadata_file``).
+``latency_cycles`` or its sidecar ``metadata_file``). What shows whether a
+design can close timing is its logic depth: yosys ``ltp`` on the mapped
+netlist with the flip-flops left out, so every path runs from a register or
+input to a register or output, counted in mapped cells (LUTs, carry blocks,
+muxes). A job's ``depth_modules`` (a pipeline's stages) are kept as their own
+hierarchy and get one figure each; otherwise the flattened top gets one.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ from l1flow.toolchain import yosys_command
 
 SCRIPT_FILE = "l1flow_synth.ys"
 STAT_FILE = "yosys_stat.json"
+LTP_FILE = "yosys_ltp.txt"
+# every module's cells except flip-flops and latches, so ltp's paths end at registers
+_COMBINATIONAL_CELLS = "* t:FD* %d t:LD* %d"
+_LTP_RE = re.compile(r"^Longest topological path in \\?(\S+) \(length=(\d+)\)", re.MULTILINE)
 VERILOG_SUFFIXES = (".v", ".sv", ".vh", ".svh")
 
 _LUTS_PER_CELL: dict[str, int] = {
@@ -104,11 +113,29 @@ def parse_yosys_stat_json(path: Path) -> tuple[dict[str, int], str | None]:
     return {str(name): int(count) for name, count in cells.items()}, creator.group(1) if creator else None
 
 
+def parse_yosys_ltp(path: Path, modules: tuple[str, ...]) -> dict[str, int]:
+    """Logic depth (cells on the longest path) of each of ``modules`` from yosys ``ltp`` output."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError as exc:
+        raise SynthesisError(f"{path}: yosys logic depth not found (did synthesis finish?)") from exc
+    depth = {name: int(length) for name, length in _LTP_RE.findall(text)}
+    missing = [m for m in modules if m not in depth]
+    if missing:
+        raise SynthesisError(f"{path}: yosys ltp reports no logic depth for module(s) {missing}")
+    return {m: depth[m] for m in modules}
+
+
 def yosys_script(job: SynthesisJob) -> str:
     """The yosys script for the job (file names were validated by the job)."""
     lines = [f"read_verilog -sv {p.as_posix()}" for p in job.rtl_files]
+    if job.depth_modules:
+        lines.append(f"hierarchy -top {job.top}")
+        lines.append(f"setattr -mod -set keep_hierarchy 1 {' '.join(job.depth_modules)}")
     lines.append(f"synth_xilinx -family {job.family} -top {job.top} -flatten -noiopad -noclkbuf")
     lines.append(f"tee -q -o {STAT_FILE} stat -json")
+    lines.append(f"tee -q -o {LTP_FILE} ltp -noff {_COMBINATIONAL_CELLS}")
     return "\n".join(lines) + "\n"
 
 
@@ -135,6 +162,7 @@ class YosysRunner(SynthesisRunner):
         stat_path = Path(project_dir) / STAT_FILE
         cells, version = parse_yosys_stat_json(stat_path)
         resources = resources_from_cells(cells)
+        depth = parse_yosys_ltp(Path(project_dir) / LTP_FILE, job.depth_modules or (job.top,))
         report = SynthesisReport(
             tool="yosys",
             tool_version=version,
@@ -146,6 +174,7 @@ class YosysRunner(SynthesisRunner):
             available=device_totals(job.part) or Resources(),
             stages={"yosys": resources},
             primitives=cells,
+            logic_depth=depth,
             sources=[str(stat_path)],
         )
         return with_generator_latency(report, job, project_dir)
