@@ -213,6 +213,22 @@ def int_rules(t: FixedType) -> FixedType:
     return FixedType(t.width, t.width, t.signed, "TRN_ZERO", "WRAP")
 
 
+def conversion_rules(src: FixedType, dst: FixedType) -> FixedType:
+    """The ``ap_fixed`` type whose own rounding and overflow convert ``src`` into ``dst``.
+
+    ``dst`` itself unless it is an integer type; for that, ``int_rules(dst)``,
+    which a source without integer bits cannot follow (see ``convert``).
+    """
+    if not dst.is_int:
+        return dst
+    if src.frac > 0 and src.integer <= 0:
+        raise FixedTypeError(
+            f"{src} -> {dst}: a source without integer bits does not truncate toward zero into an "
+            "integer type (the header gives -1 or an undefined word); give the source integer bits"
+        )
+    return int_rules(dst)
+
+
 def _wrap(values: np.ndarray, t: FixedType) -> np.ndarray:
     """Keep the low ``t.width`` bits, sign-extended for signed types (modular)."""
     if t.width == 64:
