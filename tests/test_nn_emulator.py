@@ -204,10 +204,10 @@ def test_integer_types_match_hls4ml_predict(int_net: tuple[Any, Any, FirmwareNet
     assert np.count_nonzero(np.any(floored_dense != expected, axis=1)) > 2000
 
 
-def test_an_integer_type_without_integer_bits_is_refused() -> None:
-    layer = ActivationLayer("a", "linear", FixedType(8, 0), FixedType.parse("ap_int<4>"), (3,))
-    net = FirmwareNet(TensorPort("x", FixedType(8, 0), (3,)), [layer], TensorPort("y", layer.result_type, (3,)))
-    with pytest.raises(UnsupportedLayerError, match="'a'.*ap_fixed<8,0> -> ap_int<4>.*integer bits"):
+def test_an_integer_cast_the_header_leaves_undefined_is_refused() -> None:
+    layer = ActivationLayer("a", "linear", FixedType(8, -1), FixedType.parse("ap_int<4>"), (3,))
+    net = FirmwareNet(TensorPort("x", FixedType(8, -1), (3,)), [layer], TensorPort("y", layer.result_type, (3,)))
+    with pytest.raises(UnsupportedLayerError, match="'a'.*ap_fixed<8,-1> -> ap_int<4>.*uninitialised"):
         NNEmulator(net)
 
 

@@ -14,7 +14,7 @@ whatever modes it carries: from a double it truncates toward zero and wraps,
 except that a negative value above -0.5 becomes +1 (the constructor sets -1
 for "too small" negative values, then negates); from an ``ap_fixed`` it
 truncates toward zero (``to_ap_int_base``) and wraps, except that a signed
-source with no integer bits gives -1 for every negative word. A source with
+source with no integer bits gives -1 for every negative word (a floor). A source with
 negative integer bits leaves that word uninitialised in the header (g++ -O0
 and -O2 disagree), so it is refused.
 
@@ -204,9 +204,9 @@ def _round_increment(q: np.ndarray, half: np.ndarray, rest: np.ndarray, negative
 def int_rules(t: FixedType) -> FixedType:
     """The ``ap_fixed`` modes that convert into integer type ``t`` as ``ap_int_base`` does.
 
-    Truncation toward zero, then wrap; the two quirks (a negative double above
+    Truncation toward zero, then wrap; the quirks (a negative double above
     -0.5, a source without integer bits) are handled by ``quantize`` and
-    ``convert`` themselves.
+    ``conversion_rules``.
     """
     if not t.is_int:
         raise FixedTypeError(f"{t} is not an ap_int / ap_uint type")
@@ -217,15 +217,20 @@ def conversion_rules(src: FixedType, dst: FixedType) -> FixedType:
     """The ``ap_fixed`` type whose own rounding and overflow convert ``src`` into ``dst``.
 
     ``dst`` itself unless it is an integer type; for that, ``int_rules(dst)``,
-    which a source without integer bits cannot follow (see ``convert``).
+    except from a source without integer bits: ``to_ap_int_base()`` starts
+    from a 1-bit word 0 and increments it for a negative source, which signed
+    is -1, so it floors. A source with negative integer bits is refused.
     """
     if not dst.is_int:
         return dst
-    if src.frac > 0 and src.integer <= 0:
+    if src.frac > 0 and src.integer < 0:
         raise FixedTypeError(
-            f"{src} -> {dst}: a source without integer bits does not truncate toward zero into an "
-            "integer type (the header gives -1 or an undefined word); give the source integer bits"
+            f"{src} -> {dst}: the ap_types headers leave the integer word uninitialised for a source "
+            "with negative integer bits (undefined: g++ -O0 and -O2 give different words); "
+            "give the source at least one integer bit"
         )
+    if src.frac > 0 and src.integer == 0:
+        return FixedType(dst.width, dst.width, dst.signed, "TRN", "WRAP")
     return int_rules(dst)
 
 
@@ -283,19 +288,8 @@ def convert(
     ``counter``, if given, accumulates how many values saturated or wrapped.
     """
     words = np.asarray(words, dtype=np.int64)
-    if dst.is_int and src.frac > 0 and src.integer <= 0:
-        if src.integer < 0:
-            raise FixedTypeError(
-                f"{src} -> {dst}: the ap_types headers leave the integer word uninitialised for a source "
-                "with negative integer bits (undefined: g++ -O0 and -O2 give different words); "
-                "give the source at least one integer bit"
-            )
-        # to_ap_int_base() builds a 1-bit word 0 and increments it for a
-        # negative source: a signed 1-bit 1 is -1.
-        ideal = np.where(words < 0, np.int64(-1), np.int64(0)) if src.signed else np.zeros_like(words)
-        return _apply_overflow(ideal, int_rules(dst), counter, ideal > dst.max_word, ideal < dst.min_word)
     if dst.is_int:
-        dst = int_rules(dst)
+        dst = conversion_rules(src, dst)
     shift = src.frac - dst.frac
     if shift > 0:
         # Drop `shift` fraction bits, rounding with dst's mode.
