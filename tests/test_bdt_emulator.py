@@ -86,6 +86,66 @@ def multiclass(tmp_path_factory):
     return _cpp(booster, tmp_path_factory.mktemp("bdt") / "multiclass", "ap_fixed<14,5>")
 
 
+@pytest.fixture(scope="module")
+def int_features(tmp_path_factory):
+    """ap_int<10> features and thresholds (issue 13: 20,308 of 30,000 events were wrong)."""
+    booster = _train("binary:logistic", trees=8, depth=3, seed=4)
+    return _cpp(booster, tmp_path_factory.mktemp("bdt") / "int_features", "ap_int<10>", "ap_fixed<18,8>")
+
+
+def _integer_feature_events(model, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Real features for ap_int<10>: spread, near zero, halves, thresholds +-0.3/0.5/1, rails and wraps."""
+    x = rng.normal(0, 2, size=(n, N_FEATURES))
+    x[: n // 5] = rng.uniform(-3, 3, size=(n // 5, N_FEATURES))
+    x[n // 5 : 2 * n // 5] = rng.integers(-12, 12, size=(n // 5, N_FEATURES)) / 2.0
+    picks = np.array([-0.3, -2.5, -0.5, -0.49, 511.0, 511.9, 512.0, -512.0, -512.7, -513.0, 600.0, -1e4])
+    x[2 * n // 5 : n // 2] = rng.choice(picks, size=(n // 2 - 2 * n // 5, N_FEATURES))
+    near = _threshold_events(model, rng, 1.0)
+    for delta in (0.3, -0.3, 0.5, -0.5):
+        near = np.concatenate([near, _threshold_events(model, rng, 0.0) + delta * (rng.random(N_FEATURES) < 0.5)])
+    x[n // 2 : n // 2 + len(near)] = near
+    return x
+
+
+@pytest.mark.slow
+def test_integer_features_match_conifer_cpp(int_features, tmp_path):
+    rng = np.random.default_rng(16)
+    x = _integer_feature_events(int_features, rng, 30_000)
+    forest = FirmwareForest.from_conifer(int_features)
+    assert str(forest.input_type) == "ap_int<10>" and forest.input_type.is_int
+    emulator = BDTEmulator(forest)
+    in_words = emulator.quantize_inputs(x)
+    words = emulator.predict_words(in_words)
+    reference = _reference_words(int_features, x)
+    assert words.shape == reference.shape == (30_000, 1)
+    assert np.count_nonzero(words != reference) == 0
+    assert len(np.unique(words)) > 20
+    # negative non-integer thresholds truncate (or, above -0.5, become +1) instead of flooring
+    thresholds = np.concatenate([np.asarray(t.threshold)[np.asarray(t.feature) >= 0]
+                                 for per_tree in int_features.trees for t in per_tree])
+    assert np.count_nonzero(np.trunc(thresholds) != np.floor(thresholds)) > 5
+    # the comparison can fail: flooring inputs and thresholds (ap_fixed<10,10>) instead of truncating
+    floored = FirmwareForest.from_conifer(int_features)
+    floored_t = forest.input_type.with_modes()
+    floored_trees = tuple(
+        tuple(type(t)(t.feature, np.where(t.feature >= 0, quantize(np.asarray(src.threshold), floored_t), 0),
+                      t.children_left, t.children_right, t.value)
+              for t, src in zip(per_tree, per_src))
+        for per_tree, per_src in zip(floored.trees, int_features.trees)
+    )
+    floored = FirmwareForest(**{**forest.__dict__, "trees": floored_trees, "input_type": floored_t,
+                                "threshold_type": floored_t})
+    floored_emulator = BDTEmulator(floored)
+    wrong = floored_emulator.predict_words(floored_emulator.quantize_inputs(x)) != reference
+    assert np.count_nonzero(wrong) > 3000
+    # integer ports travel as their values in the test vectors
+    export_vectors(forest, in_words, words, {"name": "bdt-int"}, tmp_path / "vec")
+    loaded = VectorSet.load(tmp_path / "vec")
+    assert [p.type for p in loaded.inputs] == ["ap_int<10>"]
+    np.testing.assert_array_equal(loaded.input_words, in_words)
+    assert in_words.min() >= -512 and in_words.max() <= 511 and np.count_nonzero(in_words == 1) > 100
+
+
 @pytest.mark.slow
 def test_binary_matches_conifer_cpp_word_for_word(binary):
     rng = np.random.default_rng(10)

@@ -28,7 +28,10 @@ CAST_TARGETS = [
     FixedType(5, 3, True, r, o) for r, o in itertools.product(ROUNDING_MODES, OVERFLOW_MODES)
 ] + [
     FixedType(4, 2, False, r, o) for r, o in itertools.product(ROUNDING_MODES, OVERFLOW_MODES)
-] + [FixedType(12, 3, True, "RND_CONV", "SAT")]  # more fraction bits: no rounding at all
+] + [FixedType(12, 3, True, "RND_CONV", "SAT")] + [  # more fraction bits: no rounding at all
+    # integer destinations truncate toward zero and wrap, whatever modes they carry
+    FixedType(3, 3, True, "RND", "SAT", is_int=True), FixedType.parse("ap_uint<2>"), FixedType.parse("ap_int<1>"),
+]
 
 
 def _trace_casts(src: FixedType, targets: list[FixedType], negate: bool = False):

@@ -24,6 +24,7 @@ from l1flow.firmware.fixed import (
     FixedTypeError,
     OverflowCount,
     convert,
+    int_rules,
     product_type,
     quantize,
     sum_type,
@@ -58,14 +59,35 @@ TYPE_PAIRS = [
     ("ap_ufixed<9,9>", "ap_ufixed<4,1>"),
     ("ap_int<7>", "ap_fixed<11,3>"),
 ]
+# Integer destinations follow ap_int_base, whatever modes: every type below is
+# assigned a million doubles, and each (source, destination) word pair a
+# million words; sources with fraction bits, with I > W, with I == 0 (the -1
+# quirk), integer to integer, and a source whose own modes must not matter.
+INT_TYPES = ["ap_int<1>", "ap_uint<1>", "ap_int<8>", "ap_uint<8>", "ap_int<10>", "ap_uint<10>",
+             "ap_int<16>", "ap_uint<16>", "ap_int<32>", "ap_uint<32>", "ap_int<64>"]
+INT_WORD_SOURCES = [
+    ("ap_fixed<16,6>", ["ap_int<1>", "ap_int<8>", "ap_uint<8>", "ap_int<10>"]),
+    ("ap_ufixed<12,5>", ["ap_int<4>", "ap_uint<3>"]),
+    ("ap_fixed<24,18>", ["ap_int<16>", "ap_uint<10>"]),
+    ("ap_fixed<8,0>", ["ap_int<8>", "ap_uint<8>"]),
+    ("ap_ufixed<8,0>", ["ap_int<8>"]),
+    ("ap_fixed<8,12>", ["ap_int<6>", "ap_uint<16>"]),
+    ("ap_int<13>", ["ap_int<8>", "ap_uint<5>", "ap_int<16>"]),
+    ("ap_uint<12>", ["ap_int<10>", "ap_uint<32>"]),
+    ("ap_fixed<64,32>", ["ap_int<32>", "ap_int<64>", "ap_uint<16>"]),
+    ("ap_fixed<40,34,AP_RND_CONV,AP_SAT>", ["ap_int<32>"]),
+]
+INT_FROM_LONG_LONG = ["ap_int<8>", "ap_uint<10>", "ap_int<32>", "ap_int<64>"]
+INT_VALUES_PER_CASE = 1_000_000
 
 
 @dataclass
 class Case:
     id: int
     src_id: int
-    src: FixedType | None  # None: the source is float64
+    src: FixedType | None  # None: the source is float64 (or C++ long long when from_long_long)
     dst: FixedType
+    from_long_long: bool = False
 
 
 def _random_words(rng: np.random.Generator, src: FixedType, dst: FixedType, n: int) -> np.ndarray:
@@ -106,6 +128,51 @@ def _random_doubles(rng: np.random.Generator, dst: FixedType, n: int) -> np.ndar
     return np.concatenate([values, rng.uniform(-span, span, n - len(values))])
 
 
+def _int_doubles(rng: np.random.Generator, dst: FixedType, n: int) -> np.ndarray:
+    """Doubles across an integer type's range and beyond, with its quirks' neighbourhoods."""
+    span = 2.0 ** (dst.width - 1) if dst.signed else 2.0**dst.width
+    near_zero = [-0.5, np.nextafter(-0.5, 0.0), np.nextafter(-0.5, -1.0), -0.3, -2.5, -1.5, 0.5, 2.5, -0.0, 0.0,
+                 -5e-324, -1e-310, 5e-324, -1.0, 1.0, np.nextafter(0.0, -1.0), -0.49, -0.51]
+    huge = [1e30, -1e30, 2.0**63, -(2.0**63), 2.0**64, -(2.0**64), 2.0**70 + 2.0**20, 2.0**53 + 2.0, -(2.0**62) - 2048.0]
+    parts = [
+        rng.uniform(-1.5 * span, 1.5 * span, n // 4),
+        # integers and halves around the whole range (exact up to 2**51) and its rails
+        rng.integers(-2 * int(min(span, 2.0**51)) - 8, 2 * int(min(span, 2.0**51)) + 8, n // 8) / 2.0,
+        (rng.choice([-span, span, -span / 2, span / 2, 0.0], n // 8) + rng.integers(-6, 7, n // 8) / 2.0),
+        rng.uniform(-3.0, 3.0, n // 8),
+        rng.choice(np.array(near_zero + huge), n // 16),
+        # huge values that wrap: exact integers far past the range, and beyond int64
+        np.ldexp(rng.uniform(-1.0, 1.0, n // 16), rng.integers(dst.width, 80, n // 16)),
+    ]
+    values = np.concatenate(parts)
+    values = np.concatenate([values, rng.normal(0.0, span / 4, n - len(values))])
+    values[: len(near_zero)] = near_zero
+    return values
+
+
+def _int_source_words(rng: np.random.Generator, src: FixedType, dsts: list[FixedType], n: int) -> np.ndarray:
+    """Words of `src`: uniform, around zero (the -0.5 / +1 region), integers and halves, dst rails."""
+    lo, hi = src.min_word, src.max_word
+    frac = max(src.frac, 0)
+    one = 1 << frac
+    words = rng.integers(lo, hi, size=n, dtype=np.int64, endpoint=True)
+    quarter = n // 4
+    words[:quarter] = np.clip(rng.integers(-3 * one, 3 * one, size=quarter, endpoint=True), lo, hi)
+    halves = rng.integers(lo // max(one // 2, 1), hi // max(one // 2, 1), size=quarter) * max(one // 2, 1)
+    words[quarter : 2 * quarter] = np.clip(halves, lo, hi)
+    # each destination's rails and wrap points, in source words (clipped to src)
+    rails: list[int] = []
+    for dst in dsts:
+        for value in (dst.min_word, dst.max_word, dst.max_word + 1, dst.min_word - 1, -dst.max_word):
+            word = value << src.frac if src.frac >= 0 else value >> -src.frac
+            rails.append(min(max(word, lo + 4 * one), hi - 4 * one))
+    centres = rng.choice(np.array(rails, dtype=np.int64), size=quarter)
+    near = centres + rng.integers(-3 * one, 3 * one, size=quarter, endpoint=True)
+    words[2 * quarter : 3 * quarter] = np.clip(near, lo, hi)
+    words[-5:] = [lo, hi, 0, min(1, hi), max(-1, lo)]
+    return words
+
+
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Generate the cases, compile the C++ reference once and run it."""
@@ -144,6 +211,41 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                 f"{{ typedef {dst} DST; double_case<DST>(dir, {case.id}, {src_id}, {str(dst.signed).lower()}); }}"
             )
         src_id += 1
+    for text in INT_TYPES:
+        dst = FixedType.parse(text)
+        values = _int_doubles(rng, dst, INT_VALUES_PER_CASE)
+        values.tofile(work / f"src_{src_id}.bin")
+        inputs[src_id] = values
+        case = Case(len(cases), src_id, None, dst)
+        cases.append(case)
+        blocks.append(f"{{ typedef {dst} DST; double_case<DST>(dir, {case.id}, {src_id}, {str(dst.signed).lower()}); }}")
+        src_id += 1
+    for src_text, dst_texts in INT_WORD_SOURCES:
+        src = FixedType.parse(src_text)
+        dsts = [FixedType.parse(t) for t in dst_texts]
+        words = _int_source_words(rng, src, dsts, INT_VALUES_PER_CASE)
+        words.tofile(work / f"src_{src_id}.bin")
+        inputs[src_id] = words
+        for dst in dsts:
+            case = Case(len(cases), src_id, src, dst)
+            cases.append(case)
+            blocks.append(
+                f"{{ typedef {src_text} SRC; typedef {dst} DST; "
+                f"word_case<SRC, DST>(dir, {case.id}, {src_id}, {str(dst.signed).lower()}); }}"
+            )
+        src_id += 1
+    long_longs = np.concatenate([
+        rng.integers(np.iinfo(np.int64).min, np.iinfo(np.int64).max, INT_VALUES_PER_CASE // 2, endpoint=True),
+        rng.integers(-5000, 5000, INT_VALUES_PER_CASE // 4),
+        rng.integers(-(2**33), 2**33, INT_VALUES_PER_CASE - 3 * (INT_VALUES_PER_CASE // 4)),
+    ])
+    long_longs.tofile(work / f"src_{src_id}.bin")
+    inputs[src_id] = long_longs
+    for text in INT_FROM_LONG_LONG:
+        dst = FixedType.parse(text)
+        case = Case(len(cases), src_id, None, dst, from_long_long=True)
+        cases.append(case)
+        blocks.append(f"{{ typedef {dst} DST; integer_case<DST>(dir, {case.id}, {src_id}, {str(dst.signed).lower()}); }}")
     for n, (a, b) in enumerate(TYPE_PAIRS):
         blocks.append(f"{{ typedef {a} A; typedef {b} B; type_case<A, B>({n}); }}")
     shutil.copy(CPP_DIR / "ap_fixed_reference.cpp", work)
@@ -168,9 +270,16 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 def test_every_mode_pair_sees_a_million_values(reference: dict[str, object]) -> None:
     counts = {mode: 0 for mode in MODES}
+    int_counts = []
     for case in reference["cases"]:  # type: ignore[attr-defined]
-        counts[(case.dst.rounding, case.dst.overflow)] += len(reference["inputs"][case.src_id])  # type: ignore[index]
+        n = len(reference["inputs"][case.src_id])  # type: ignore[index]
+        if case.dst.is_int:
+            int_counts.append(n)
+        else:
+            counts[(case.dst.rounding, case.dst.overflow)] += n
     assert min(counts.values()) >= 1_000_000
+    assert len(int_counts) == len(INT_TYPES) + sum(len(d) for _, d in INT_WORD_SOURCES) + len(INT_FROM_LONG_LONG)
+    assert min(int_counts) >= 1_000_000
 
 
 def _mismatch_report(case: Case, given: np.ndarray, expected: np.ndarray, got: np.ndarray) -> str:
@@ -197,7 +306,7 @@ def test_quantize_matches_ap_fixed_from_double(reference: dict[str, object]) -> 
     work: Path = reference["work"]  # type: ignore[assignment]
     failures = []
     for case in reference["cases"]:  # type: ignore[attr-defined]
-        if case.src is not None:
+        if case.src is not None or case.from_long_long:
             continue
         given = reference["inputs"][case.src_id]  # type: ignore[index]
         expected = np.fromfile(work / f"out_{case.id}.bin", dtype=np.int64)
@@ -205,6 +314,67 @@ def test_quantize_matches_ap_fixed_from_double(reference: dict[str, object]) -> 
         if not np.array_equal(expected, got):
             failures.append(_mismatch_report(case, given, expected, got))
     assert not failures, "\n".join(failures)
+
+
+def test_integer_words_into_ap_int_match_the_header(reference: dict[str, object]) -> None:
+    """C++ long long into ap_int / ap_uint: the low bits (the word of an ap_int<64> source)."""
+    work: Path = reference["work"]  # type: ignore[assignment]
+    failures = []
+    cases = [c for c in reference["cases"] if c.from_long_long]  # type: ignore[attr-defined]
+    assert len(cases) == len(INT_FROM_LONG_LONG)
+    for case in cases:
+        given = reference["inputs"][case.src_id]  # type: ignore[index]
+        expected = np.fromfile(work / f"out_{case.id}.bin", dtype=np.int64)
+        got = convert(given, FixedType(64, 64, True, is_int=True), case.dst)
+        if not np.array_equal(expected, got):
+            failures.append(_mismatch_report(case, given, expected, got))
+    assert not failures, "\n".join(failures)
+
+
+def _int_case(reference: dict[str, object], dst: str, from_double: bool) -> tuple[Case, np.ndarray, np.ndarray]:
+    work: Path = reference["work"]  # type: ignore[assignment]
+    case = next(
+        c for c in reference["cases"]  # type: ignore[attr-defined]
+        if str(c.dst) == dst and (c.src is None) == from_double and not c.from_long_long
+        and (from_double or (c.src is not None and c.src.frac > 0 and c.src.integer > 0))
+    )
+    return case, reference["inputs"][case.src_id], np.fromfile(work / f"out_{case.id}.bin", dtype=np.int64)  # type: ignore[index]
+
+
+def test_flooring_into_ap_int_is_caught(reference: dict[str, object]) -> None:
+    """The comparison can fail: flooring (ap_fixed<N,N>'s TRN), or truncating without the +1."""
+    case, given, expected = _int_case(reference, "ap_int<10>", from_double=True)
+    floored = quantize(given, case.dst.with_modes())
+    # every negative non-integer double differs: -2.5 floors to -3, -0.3 to -1
+    negative_fraction = (given < 0) & (given != np.trunc(given))
+    assert np.count_nonzero(floored != expected) == np.count_nonzero(negative_fraction) > 100_000
+    truncated = quantize(given, FixedType(10, 10, True, "TRN_ZERO", "WRAP"))
+    quirk = (given < 0) & (given > -0.5)
+    assert np.count_nonzero(truncated != expected) == np.count_nonzero(quirk) > 10_000
+    case, words, expected = _int_case(reference, "ap_int<10>", from_double=False)
+    assert case.src is not None
+    floored = convert(words, case.src, case.dst.with_modes())
+    negative_fraction = (words < 0) & (words % (1 << case.src.frac) != 0)
+    assert np.count_nonzero(floored != expected) == np.count_nonzero(negative_fraction) > 100_000
+
+
+def test_integer_destination_quirks() -> None:
+    """The header's answers, checked with g++ once, spelt out."""
+    i10, u10, i1, u1 = (FixedType.parse(t) for t in ("ap_int<10>", "ap_uint<10>", "ap_int<1>", "ap_uint<1>"))
+    values = np.array([-2.5, -0.3, -0.5, -0.7, -4.9e-324, 0.3, 2.7, -0.0, 600.0, -600.0, 1e30, -3.0])
+    assert quantize(values, i10).tolist() == [-2, 1, 0, 0, 1, 0, 2, 0, -424, 424, 0, -3]
+    assert quantize(values, u10).tolist() == [1022, 1, 0, 0, 1, 0, 2, 0, 600, 424, 0, 1021]
+    assert quantize(values, i1).tolist() == [0, -1, 0, 0, -1, 0, 0, 0, 0, 0, 0, -1]
+    assert quantize(values, u1).tolist() == [0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]
+    q8 = FixedType.parse("ap_fixed<8,0>")
+    assert convert(np.array([-64, -1, 0, 5]), q8, FixedType.parse("ap_int<6>")).tolist() == [-1, -1, 0, 0]
+    assert convert(np.array([-40]), FixedType.parse("ap_fixed<8,4>"), FixedType.parse("ap_int<6>")).tolist() == [-2]
+    with pytest.raises(FixedTypeError, match="uninitialised"):
+        convert(np.array([3]), FixedType.parse("ap_fixed<8,-2>"), i10)
+    # modes on an integer type change nothing
+    noisy = FixedType(10, 10, True, "RND", "SAT", is_int=True)
+    assert quantize(values, noisy).tolist() == quantize(values, i10).tolist()
+    assert i10 != FixedType(10, 10) and int_rules(i10) == FixedType(10, 10, True, "TRN_ZERO", "WRAP")
 
 
 def test_sum_and_product_types_match_ap_fixed(reference: dict[str, object]) -> None:

@@ -18,11 +18,13 @@ import pytest
 from l1flow.firmware.fixed import FixedType, OverflowCount, convert, quantize
 from l1flow.firmware.hls4ml_project import convert_keras, hls_config_for
 from l1flow.firmware.netgraph import (
+    ActivationLayer,
     BatchNormLayer,
     Conv2DLayer,
     DenseLayer,
     FirmwareNet,
     MaxPool2DLayer,
+    TensorPort,
     UnsupportedLayerError,
 )
 from l1flow.firmware.nn_emulator import NNEmulator
@@ -144,6 +146,71 @@ def conv_net(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Firmwa
     return (model, *_build(model, tmp_path_factory.mktemp("conv"), {"q_bn": {"result": "fixed<6,1,RND,WRAP>"}}))
 
 
+@pytest.fixture(scope="module")
+def int_net(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, FirmwareNet]:
+    """An ``int<8>`` input and an ``int<7>`` dense result (issue 13: 8,664 of 20,000 events were wrong).
+
+    Set by hand, so converted without bit_exact (which would derive its own types).
+    """
+    import hls4ml
+
+    model = _dense_model(6, [5, 2], (8, 7), 6, "intnet")
+    overrides = {"x": {"result": "int<8>"}, "d0": {"result": "int<7>"}}
+    hls_model = hls4ml.converters.convert_from_keras_model(
+        model,
+        hls_config=hls_config_for(model, "Vitis", overrides),
+        output_dir=str(tmp_path_factory.mktemp("int") / "intnet"),
+        backend="Vitis",
+        io_type="io_parallel",
+        part=PART,
+    )
+    hls_model.compile()
+    return model, hls_model, FirmwareNet.from_hls_model(hls_model)
+
+
+def _integer_inputs(n: int, n_in: int, seed: int) -> np.ndarray:
+    """Real values for an ap_int<8> input: spread, near zero (-0.5 < x < 0 becomes +1), halves, rails, wraps."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 20, (n, n_in))
+    x[: n // 4] = rng.uniform(-3, 3, (n // 4, n_in))
+    x[n // 4 : n // 2] = rng.integers(-300, 300, (n // 4, n_in)) / 2.0
+    picks = np.array([-0.3, -2.5, -0.5, -0.49, 0.3, 127.0, 127.7, 128.0, -128.0, -128.6, -129.0, 200.0, -1000.5])
+    x[n // 2 : n // 2 + n // 8] = rng.choice(picks, (n // 8, n_in))
+    return x
+
+
+def test_integer_types_match_hls4ml_predict(int_net: tuple[Any, Any, FirmwareNet]) -> None:
+    _, hls_model, net = int_net
+    assert str(net.input.type) == "ap_int<8>"
+    d0 = next(layer for layer in net.layers if layer.name == "d0")
+    assert str(d0.result_type) == "ap_int<7>"
+    x = _integer_inputs(20_000, 6, 21)
+    expected = _hls_words(hls_model, net, x)
+    emulator = NNEmulator(net)
+    words = emulator.quantize_inputs(x)
+    assert np.count_nonzero(emulator.predict_words(words) != expected) == 0
+    assert np.count_nonzero(emulator.predict_words_exact(words) != expected) == 0
+    assert len(np.unique(expected)) > 20
+    # the comparison can fail: flooring the input (ap_fixed<8,8>'s TRN) instead of truncating
+    floored = quantize(emulator._flat(x, "inputs"), net.input.type.with_modes())
+    wrong_events = np.count_nonzero(np.any(emulator.predict_words(floored) != expected, axis=1))
+    assert wrong_events > 2000
+    # ...and so can flooring the int<7> dense result
+    d0.result_type = d0.result_type.with_modes()
+    try:
+        floored_dense = NNEmulator(net).predict_words(words)
+    finally:
+        d0.result_type = FixedType.parse("ap_int<7>")
+    assert np.count_nonzero(np.any(floored_dense != expected, axis=1)) > 2000
+
+
+def test_an_integer_cast_the_header_leaves_undefined_is_refused() -> None:
+    layer = ActivationLayer("a", "linear", FixedType(8, -1), FixedType.parse("ap_int<4>"), (3,))
+    net = FirmwareNet(TensorPort("x", FixedType(8, -1), (3,)), [layer], TensorPort("y", layer.result_type, (3,)))
+    with pytest.raises(UnsupportedLayerError, match="'a'.*ap_fixed<8,-1> -> ap_int<4>.*uninitialised"):
+        NNEmulator(net)
+
+
 def _hls_words(hls_model: Any, net: FirmwareNet, x: np.ndarray) -> np.ndarray:
     y = np.asarray(hls_model.predict(np.ascontiguousarray(x, dtype=np.float64))).reshape(len(x), -1)
     return quantize(y, net.output.type)
@@ -257,9 +324,14 @@ def test_unsupported_layer_is_refused(tmp_path: Path) -> None:
         FirmwareNet.from_hls_model(hls_model)
 
 
-@pytest.mark.parametrize("dst", [FixedType(8, 5), FixedType(7, 4, False), FixedType(12, 10)])
+@pytest.mark.parametrize("dst", [FixedType(8, 5), FixedType(7, 4, False), FixedType(12, 10),
+                                 FixedType.parse("ap_int<6>"), FixedType.parse("ap_uint<5>"),
+                                 FixedType.parse("ap_int<1>")])
 def test_fast_cast_kernel_equals_fixed_convert_in_every_mode(dst: FixedType) -> None:
-    """The float64 kernel's casts against l1flow.firmware.fixed (itself checked against ap_fixed)."""
+    """The float64 kernel's casts against l1flow.firmware.fixed (itself checked against ap_fixed).
+
+    An integer destination carries the modes too, and must ignore them.
+    """
     import itertools
 
     from l1flow.firmware import nn_emulator
@@ -271,7 +343,7 @@ def test_fast_cast_kernel_equals_fixed_convert_in_every_mode(dst: FixedType) -> 
     x[:500] = (x[:500] >> 4 << 4) | 8  # exact ties
     x[500:510] = src.min_word
     for q, o in itertools.product(ROUNDING_MODES, OVERFLOW_MODES):
-        t = dst.with_modes(q, o)
-        cast = nn_emulator._Cast.between(src.frac, t)
+        t = FixedType(dst.width, dst.integer, dst.signed, q, o, dst.is_int)
+        cast = nn_emulator._Cast.between(src, t)
         got = nn_emulator._run_epilogue(x.astype(np.float64), np.ones(7), np.zeros(7), cast).astype(np.int64)
         assert np.count_nonzero(got != convert(x, src, t)) == 0, str(t)

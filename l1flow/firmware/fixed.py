@@ -10,6 +10,15 @@ rounded value. The header's bit-level carry logic is equivalent to doing the
 same on the exact integer, which is what this module does; the tests compare
 with the compiled header on millions of values per mode pair.
 
+An ``ap_int<N>`` / ``ap_uint<N>`` destination follows ``ap_int_base`` instead,
+whatever modes it carries: from a double it truncates toward zero and wraps,
+except that a negative value above -0.5 becomes +1 (the constructor sets -1
+for "too small" negative values, then negates); from an ``ap_fixed`` it
+truncates toward zero (``to_ap_int_base``) and wraps, except that a signed
+source with no integer bits gives -1 for every negative word (a floor). A source with
+negative integer bits leaves that word uninitialised in the header (g++ -O0
+and -O2 disagree), so it is refused.
+
 Words live in int64, so a signed type holds at most 64 bits and an unsigned
 one at most 63.
 """
@@ -17,7 +26,7 @@ one at most 63.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,8 +46,9 @@ class FixedTypeError(BadInputError):
 class FixedType:
     """One ``ap_fixed``-family type: total width, integer bits (incl. sign), modes.
 
-    ``ap_int<N>`` / ``ap_uint<N>`` are ``FixedType(N, N, signed)``; their modes
-    are irrelevant to their own values but are kept as given.
+    ``ap_int<N>`` / ``ap_uint<N>`` are ``FixedType(N, N, signed, is_int=True)``:
+    ``is_int`` changes how values are converted *into* the type (see the
+    module docstring), so it takes part in equality; their modes are ignored.
     """
 
     width: int
@@ -46,7 +56,7 @@ class FixedType:
     signed: bool = True
     rounding: str = "TRN"
     overflow: str = "WRAP"
-    is_int: bool = field(default=False, compare=False)
+    is_int: bool = False
 
     def __post_init__(self) -> None:
         if self.width < 1:
@@ -123,6 +133,7 @@ class FixedType:
         return float(2.0**-self.frac)
 
     def with_modes(self, rounding: str | None = None, overflow: str | None = None) -> FixedType:
+        """The ``ap_fixed`` type of the same bits with other modes (an int type becomes ap_fixed<N,N>)."""
         return FixedType(
             self.width,
             self.integer,
@@ -193,6 +204,39 @@ def _round_increment(q: np.ndarray, half: np.ndarray, rest: np.ndarray, negative
     raise FixedTypeError(f"unknown rounding mode {mode!r}")
 
 
+def int_rules(t: FixedType) -> FixedType:
+    """The ``ap_fixed`` modes that convert into integer type ``t`` as ``ap_int_base`` does.
+
+    Truncation toward zero, then wrap; the quirks (a negative double above
+    -0.5, a source without integer bits) are handled by ``quantize`` and
+    ``conversion_rules``.
+    """
+    if not t.is_int:
+        raise FixedTypeError(f"{t} is not an ap_int / ap_uint type")
+    return FixedType(t.width, t.width, t.signed, "TRN_ZERO", "WRAP")
+
+
+def conversion_rules(src: FixedType, dst: FixedType) -> FixedType:
+    """The ``ap_fixed`` type whose own rounding and overflow convert ``src`` into ``dst``.
+
+    ``dst`` itself unless it is an integer type; for that, ``int_rules(dst)``,
+    except from a source without integer bits: ``to_ap_int_base()`` starts
+    from a 1-bit word 0 and increments it for a negative source, which signed
+    is -1, so it floors. A source with negative integer bits is refused.
+    """
+    if not dst.is_int:
+        return dst
+    if src.frac > 0 and src.integer < 0:
+        raise FixedTypeError(
+            f"{src} -> {dst}: the ap_types headers leave the integer word uninitialised for a source "
+            "with negative integer bits (undefined: g++ -O0 and -O2 give different words); "
+            "give the source at least one integer bit"
+        )
+    if src.frac > 0 and src.integer == 0:
+        return FixedType(dst.width, dst.width, dst.signed, "TRN", "WRAP")
+    return int_rules(dst)
+
+
 def _wrap(values: np.ndarray, t: FixedType) -> np.ndarray:
     """Keep the low ``t.width`` bits, sign-extended for signed types (modular)."""
     if t.width == 64:
@@ -247,6 +291,8 @@ def convert(
     ``counter``, if given, accumulates how many values saturated or wrapped.
     """
     words = np.asarray(words, dtype=np.int64)
+    if dst.is_int:
+        dst = conversion_rules(src, dst)
     shift = src.frac - dst.frac
     if shift > 0:
         # Drop `shift` fraction bits, rounding with dst's mode.
@@ -283,11 +329,13 @@ def quantize(values: np.ndarray, t: FixedType, counter: OverflowCount | None = N
     """Words of ``t`` for real values, exactly as ``t x = (double)value;`` does.
 
     Exact for float64 (and float32) inputs; NaN and infinities are refused.
+    An integer ``t`` follows ``ap_int_base(double)`` (see the module docstring).
     """
     values = np.asarray(values, dtype=np.float64)
     if not np.isfinite(values).all():
         bad = int(np.count_nonzero(~np.isfinite(values)))
         raise ValueError(f"{bad} input value(s) are NaN or infinite; they have no {t} word")
+    dst = int_rules(t) if t.is_int else t
     # Scaling by a power of two is exact; floor and the remainder are exact too.
     scaled = np.ldexp(values, t.frac)
     floor = np.floor(scaled)
@@ -302,14 +350,18 @@ def quantize(values: np.ndarray, t: FixedType, counter: OverflowCount | None = N
         floor = floor.copy()
         floor[big] = 0.0
     q = floor.astype(np.int64)
-    ideal = q + _round_increment(q, remainder >= 0.5, (remainder != 0.0) & (remainder != 0.5), values < 0, t.rounding)
+    ideal = q + _round_increment(q, remainder >= 0.5, (remainder != 0.0) & (remainder != 0.5), values < 0, dst.rounding)
+    if t.is_int:
+        # ap_int_base(double) sets -1 when the exponent says |x| < 0.5, then
+        # negates it for a negative x.
+        ideal = np.where((values < 0) & (values > -0.5), np.int64(1), ideal)
     high = ideal > t.max_word
     low = ideal < t.min_word
     if big.any():
         ideal[big] = low_bits.astype(np.int64)
         high[big] = values[big] > 0
         low[big] = values[big] < 0
-    return _apply_overflow(ideal, t, counter, high, low)
+    return _apply_overflow(ideal, dst, counter, high, low)
 
 
 def to_float(words: np.ndarray, t: FixedType) -> np.ndarray:

@@ -38,7 +38,9 @@ from l1flow.firmware.fixed import (
     OVERFLOW_MODES,
     ROUNDING_MODES,
     FixedType,
+    FixedTypeError,
     OverflowCount,
+    conversion_rules,
     convert,
     product_type,
     quantize,
@@ -54,6 +56,7 @@ from l1flow.firmware.netgraph import (
     FirmwareNet,
     MaxPool2DLayer,
     ReshapeLayer,
+    UnsupportedLayerError,
 )
 
 EXACT_FLOAT = 2.0**53
@@ -189,9 +192,11 @@ class _Cast:
         return (self.down != 1.0, self.qmode, self.omode)
 
     @classmethod
-    def between(cls, src_frac: int, dst: FixedType, src_range: tuple[float, float] | None = None) -> _Cast:
+    def between(cls, src: FixedType, dst: FixedType, src_range: tuple[float, float] | None = None) -> _Cast:
         """The cast; `src_range` (lowest, highest source word) lets it skip overflow handling."""
-        shift = src_frac - dst.frac
+        # an integer destination truncates toward zero and wraps, whatever its modes
+        dst = conversion_rules(src, dst)
+        shift = src.frac - dst.frac
         omode = OVERFLOW_MODES.index(dst.overflow)
         if src_range is not None:
             # rounding moves a value by at most one destination step
@@ -392,7 +397,7 @@ class _MatmulStep(_Step):
         # bit_exact accumulators never overflow; skip the wrap when the bound shows it
         self.wrap = acc if bound > acc.max_word or -bound < acc.min_word else None
         acc_range = (float(acc.min_word), float(acc.max_word)) if self.wrap is not None else (-bound, bound)
-        self.cast = _Cast.between(acc.frac, layer.result_type, acc_range)
+        self.cast = _Cast.between(acc, layer.result_type, acc_range)
         up_bound = float(_max_abs(acc)) * self.cast.up
         self.fast_ok = (
             acc.overflow == "WRAP"
@@ -437,7 +442,7 @@ class _ActivationStep(_Step):
         self.relu = layer.activation == "relu"
         t = layer.input_type
         self.cast = _Cast.between(
-            t.frac, layer.result_type, (0.0 if self.relu else float(t.min_word), float(max(t.max_word, 0)))
+            t, layer.result_type, (0.0 if self.relu else float(t.min_word), float(max(t.max_word, 0)))
         )
         self.fast_ok = float(_max_abs(layer.input_type)) * self.cast.up < EXACT_FLOAT
         n = int(np.prod(layer.output_shape))
@@ -474,7 +479,7 @@ class _BatchNormStep(_Step):
         self.col_offset = self.bias * 2.0**self.bias_shift
         bound = float(_max_abs(layer.input_type)) * float(np.abs(self.col_scale).max(initial=0))
         bound += float(np.abs(self.col_offset).max(initial=0))
-        self.cast = _Cast.between(self.sum_t.frac, layer.result_type, (-bound, bound))
+        self.cast = _Cast.between(self.sum_t, layer.result_type, (-bound, bound))
         self.fast_ok = bound < EXACT_FLOAT and bound * self.cast.up < EXACT_FLOAT
         if self.sum_t.width > 62:
             raise ValueError(f"layer {self.name!r}: x * scale + bias needs {self.sum_t.width} bits, more than int64 holds")
@@ -495,8 +500,8 @@ class _MaxPoolStep(_Step):
     def __init__(self, layer: MaxPool2DLayer) -> None:
         self.layer = layer
         self.name = layer.name
-        self.to_accum = _Cast.between(layer.input_type.frac, layer.accum_type)
-        self.to_result = _Cast.between(layer.accum_type.frac, layer.result_type)
+        self.to_accum = _Cast.between(layer.input_type, layer.accum_type)
+        self.to_result = _Cast.between(layer.accum_type, layer.result_type)
         n = int(np.prod(layer.output_shape))
         self.ones = np.ones(n)
         self.zeros = np.zeros(n)
@@ -533,6 +538,13 @@ class _ReshapeStep(_Step):
 
 
 def _make_step(layer: FirmwareLayer) -> _Step:
+    try:
+        return _step_of(layer)
+    except FixedTypeError as exc:
+        raise UnsupportedLayerError(f"layer {layer.name!r}: {exc}") from exc
+
+
+def _step_of(layer: FirmwareLayer) -> _Step:
     if isinstance(layer, (DenseLayer, Conv2DLayer)):
         return _MatmulStep(layer)
     if isinstance(layer, ActivationLayer):

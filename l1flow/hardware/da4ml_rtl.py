@@ -105,11 +105,16 @@ class Format:
 
     @property
     def rounding(self) -> str:
-        return self.type.rounding
+        # an ap_int / ap_uint destination truncates toward zero and wraps, whatever its modes
+        return self._rules.rounding
 
     @property
     def overflow(self) -> str:
-        return self.type.overflow
+        return self._rules.overflow
+
+    @property
+    def _rules(self) -> FixedType:
+        return fixed.int_rules(self.type) if self.type.is_int else self.type
 
     @property
     def low_word(self) -> int:
@@ -122,7 +127,9 @@ class Format:
 
 def convert_word(word: int, src_frac: int, dst: Format) -> int:
     """Cast one raw word with ``src_frac`` fraction bits into ``dst`` (ap_fixed's rules, l1flow.firmware.fixed)."""
+    # at least one integer bit: ap_int's cast of a source without any is not a truncation
     width = max(word.bit_length(), (-word - 1).bit_length()) + 1
+    width = max(width, src_frac + 1)
     src = FixedType(width, width - src_frac, True)
     return int(fixed.convert(np.array([word], dtype=np.int64), src, dst.type)[0])
 

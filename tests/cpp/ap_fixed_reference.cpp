@@ -5,8 +5,12 @@
 // block per case:
 //   word_case<SRC, DST>(dir, id, src_id, dst_signed)
 //       words from <dir>/src_<src_id>.bin (int64) assigned to DST;
+//       (copy-initialised, and assigned to a default-constructed DST: the
+//       program stops with exit code 4 if the two ever differ);
 //   double_case<DST>(dir, id, src_id, dst_signed)
 //       doubles from <dir>/src_<src_id>.bin assigned to DST;
+//   integer_case<DST>(dir, id, src_id, dst_signed)
+//       C++ long long values from <dir>/src_<src_id>.bin assigned to DST;
 //   type_case<A, B>(id)
 //       prints "id mul|add W I S" of decltype(a * b) and of decltype(a + b).
 // Results are raw words (int64) in <dir>/out_<id>.bin.
@@ -60,6 +64,24 @@ static void word_case(const std::string& dir, int id, int src_id, bool dst_signe
   for (size_t i = 0; i < in.size(); ++i) {
     SRC s = from_word<SRC>(in[i]);
     DST d = s;
+    DST assigned;
+    assigned = s;
+    out[i] = to_word(d, dst_signed);
+    if (to_word(assigned, dst_signed) != out[i]) {
+      std::fprintf(stderr, "case %d: copy-initialisation and assignment differ on word %lld\n", id,
+                   (long long)in[i]);
+      std::exit(4);
+    }
+  }
+  write_all(dir + "/out_" + std::to_string(id) + ".bin", out);
+}
+
+template <class DST>
+static void integer_case(const std::string& dir, int id, int src_id, bool dst_signed) {
+  std::vector<int64_t> in = read_all<int64_t>(dir + "/src_" + std::to_string(src_id) + ".bin");
+  std::vector<int64_t> out(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    DST d = (long long)in[i];
     out[i] = to_word(d, dst_signed);
   }
   write_all(dir + "/out_" + std::to_string(id) + ".bin", out);
