@@ -14,16 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from l1flow.config import PipelineConfig, load_config
 from l1flow.pipeline import data_steps, firmware_steps, publish
 from l1flow.pipeline.workspace import Workspace
+from l1flow.records import Baseline, GateEntry, ModelRecord, Physics, RegistryEntry
 from l1flow.report import render_report, report_artifacts
 from l1flow.synthesis.reports import SynthesisReport
-from l1flow.toolchain import tool_versions
 from l1flow.training.model import TrainedModel
 
 # Samples and models are large in-memory objects: never hash or persist them as task results.
@@ -74,7 +78,7 @@ def emulate(config: PipelineConfig, model: TrainedModel, firmware: firmware_step
 @step
 def verify_hardware(config: PipelineConfig, model: TrainedModel, firmware: firmware_steps.FirmwareBuild,
                     emulation: firmware_steps.EmulationResult, run_dir: Path,
-                    version: dict[str, Any]) -> list[dict[str, Any]]:
+                    version: dict[str, Any]) -> list[GateEntry]:
     return firmware_steps.verify_hardware(config, model, firmware, emulation, run_dir, version)
 
 
@@ -86,21 +90,18 @@ def synthesize(config: PipelineConfig, firmware: firmware_steps.FirmwareBuild,
 
 @step
 def physics(config: PipelineConfig, model: TrainedModel, dataset: data_steps.Dataset, run_dir: Path,
-            previous: TrainedModel | None) -> dict[str, Any]:
+            previous: TrainedModel | None) -> Physics:
     return publish.physics(config, model, dataset, run_dir, previous)
 
 
 @step
-def register(config: PipelineConfig, workspace: Workspace, run_dir: Path) -> list[dict[str, Any]]:
+def register(config: PipelineConfig, workspace: Workspace, run_dir: Path) -> list[RegistryEntry]:
     registry = publish.open_registry(config, workspace)
-    return [
-        {"name": v.name, "version": v.version, "promoted": v.promoted, "verdict": v.verdict.reason()}
-        for v in publish.register(config, registry, run_dir)
-    ]
+    return publish.registry_entries(publish.register(config, registry, run_dir))
 
 
 @step
-def report(run_dir: Path, previous: dict[str, Any] | None, config: PipelineConfig) -> Path:
+def report(run_dir: Path, previous: Baseline | None, config: PipelineConfig) -> Path:
     """The HTML report, also published as Prefect artifacts (markdown, table, link)."""
     path = render_report(run_dir, previous_production=previous, criteria=config.acceptance)
     published = report_artifacts(run_dir, path, previous, config.acceptance)
@@ -154,7 +155,7 @@ def l1flow_pipeline(
             write_hardware(firmwares[name])
             synthesis[name] = synthesize.submit(config, firmwares[name], ws)
 
-        models: dict[str, Any] = {}
+        models: dict[str, ModelRecord] = {}
         for name, model in trained.items():
             previous = TrainedModel.load(production[name]) if name in production else None
             firmware = firmwares[name]
@@ -163,42 +164,17 @@ def l1flow_pipeline(
             emulation = emulate(config, model, firmware, dataset, run.path)
             gates = verify_hardware(config, model, firmware, emulation, run.path, version)
             physics_result = physics(config, model, dataset, run.path, previous)
-            models[name] = {
-                "kind": model.kind,
-                "run_id": run.run_id,
-                "weights_hash": model.weights_hash(),
-                "firmware_hash": firmware.firmware_hash,
-                "train_seconds": model.train_seconds,
-                "precision": precisions[name].to_dict(),
-                **emulation.summary,
-                "emulation_vs_hardware": [_gate_entry(g) for g in gates],
-                **physics_result,
-                "plots": {**physics_result["plots"], **emulation.plots},
-                "artifacts": {
-                    "model": publish.save_model(model, run.path),
-                    "firmware": str(firmware.project_dir.parent.relative_to(run.path)),
-                    "vectors": f"vectors/{name}",
-                },
-            }
+            models[name] = publish.model_record(
+                model, firmware, precisions[name], emulation, gates, physics_result, run.path, run.run_id
+            )
         for name, pending in synthesis.items():
-            models[name].update(firmware_steps.synthesis_summary(pending.result()))
+            models[name] = publish.with_synthesis(models[name], pending.result())
 
-        summary = {
-            "run_id": run.run_id,
-            "config_name": config.name,
-            "config_hash": config.content_hash(),
-            "started": started,
-            "conditions": {**conditions.to_dict(), "trigger": trigger or {"reason": "run by hand"}},
-            "dataset": dataset.describe(),
-            "tool_versions": tool_versions(),
-            "train_seconds": sum(m.train_seconds for m in trained.values()),
-            "models": models,
-            "wall_seconds": time.perf_counter() - began,
-        }
+        summary = publish.run_summary(run, config, started, conditions, trigger, dataset, trained, models,
+                                      time.perf_counter() - began)
         publish.write_summary(run.path, summary)
         report(run.path, production_summary, config)
-        summary["registry"] = register(config, ws, run.path)
-        summary["wall_seconds"] = time.perf_counter() - began
+        summary = publish.registered(summary, register(config, ws, run.path), time.perf_counter() - began)
         publish.write_summary(run.path, summary)
         final = run.publish()
     except BaseException:
@@ -207,19 +183,6 @@ def l1flow_pipeline(
         raise
     logger.info("run finished in %.0f s: %s", time.perf_counter() - began, final)
     return str(final / "summary.json")
-
-
-def _gate_entry(gate: dict[str, Any]) -> dict[str, Any]:
-    """The summary's view of one gate: source, events compared, differing output words."""
-    return {
-        "source": gate["source"],
-        "events": gate["compared_events"],
-        "mismatches": gate["mismatched_words"],
-        "mismatched_events": gate["mismatched_events"],
-        "passed": gate["passed"],
-        "events_per_s": gate["events_per_s"],
-        "failures": gate["failures"],
-    }
 
 
 def run_pipeline(config_path: Path | str, overrides: list[str] | None = None,

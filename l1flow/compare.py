@@ -29,7 +29,7 @@ from l1flow.firmware.fixed import OverflowCount, quantize, to_float
 from l1flow.firmware.nn_emulator import NNEmulator
 from l1flow.pipeline.firmware_steps import build_firmware
 from l1flow.pipeline.workspace import write_json_atomic
-from l1flow.runfolder import read_summary
+from l1flow.records import read_summary
 from l1flow.training.metrics import decision_agreement
 from l1flow.training.model import TrainedModel
 from l1flow.training.plots import plot_residuals
@@ -57,7 +57,7 @@ class Comparison:
             f"max |diff| {fid['max_abs_diff']:.6g}, 99.9% quantile {fid['abs_diff_quantiles']['0.999']:.6g}",
             f"  trigger decisions at {r['working_point_khz']} kHz (threshold {r['threshold']:.6g}): "
             f"{r['decision_agreement']:.6f} agree",
-            f"  emulation vs {csim['source']}: {csim['mismatches']} of {csim['events']} events differ",
+            f"  emulation vs {csim['source']}: {csim['mismatched_events']} of {csim['events']} events differ",
         ]
         overflowed = [o for o in r["overflow"] if o["overflowed"]]
         if overflowed:
@@ -83,12 +83,18 @@ def compare_run_model(
 ) -> Comparison:
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)
-    models = summary.get("models") or {}
+    models = summary.models
     if model_name not in models:
         raise CompareError(f"{run_dir}: no model {model_name!r}; the run has {', '.join(sorted(models)) or 'none'}")
     block = models[model_name]
+    if block.precision is None or block.firmware_hash is None or block.decision_threshold is None \
+            or "model" not in block.artifacts:
+        raise CompareError(
+            f"{run_dir / 'summary.json'}: model {model_name!r} has no precision, firmware hash, decision "
+            "threshold or model artifact; it was written before l1flow recorded them, so rerun the pipeline"
+        )
     config = load_config(run_dir / "config.yaml")
-    model = TrainedModel.load(run_dir / block["artifacts"]["model"])
+    model = TrainedModel.load(run_dir / block.artifacts["model"])
     sample = read_events(Path(data_file), mapping)
     if len(sample) == 0:
         raise CompareError(f"{data_file}: no events to compare")
@@ -98,11 +104,11 @@ def compare_run_model(
         raise CompareError(f"{data_file} does not fit model {model_name!r}: {exc}") from exc
 
     with tempfile.TemporaryDirectory(prefix="l1flow-compare-") as scratch:
-        firmware = build_firmware(config.firmware, model, block["precision"]["settings"], Path(scratch), None)
-        if firmware.firmware_hash != block["firmware_hash"]:
+        firmware = build_firmware(config.firmware, model, block.precision.settings, Path(scratch), None)
+        if firmware.firmware_hash != block.firmware_hash:
             raise CompareError(
                 f"the firmware rebuilt from {run_dir / 'config.yaml'} has hash {firmware.firmware_hash[:12]}, "
-                f"but the run verified {block['firmware_hash'][:12]}; the toolchain changed since the run"
+                f"but the run verified {block.firmware_hash[:12]}; the toolchain changed since the run"
             )
         input_overflow = OverflowCount()
         words = quantize(x, firmware.input_type, input_overflow)
@@ -111,7 +117,7 @@ def compare_run_model(
         csim_words = quantize(firmware.csim_predict(x[:n_csim]), firmware.output_type)
     emulated = to_float(out_words, firmware.output_type)
     software = model.software_outputs(x)
-    threshold = float(block["decision_threshold"])
+    threshold = block.decision_threshold
     overflow = [_overflow_row("input", "quantize", input_overflow)]
     if isinstance(firmware.emulator, NNEmulator):
         overflow += [
@@ -120,7 +126,7 @@ def compare_run_model(
             for o in firmware.emulator.overflow_report(words)
         ]
     result = {
-        "run": summary.get("run_id"),
+        "run": summary.run_id,
         "model": model_name,
         "data_file": str(data_file),
         "software_vs_emulation": compare_outputs(software, emulated).to_dict(),
@@ -132,7 +138,7 @@ def compare_run_model(
         "emulation_vs_csim": {
             "source": firmware.csim_label,
             "events": n_csim,
-            "mismatches": int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1))),
+            "mismatched_events": int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1))),
         },
         "overflow": overflow,
     }

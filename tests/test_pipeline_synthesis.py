@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from l1flow.config import load_config
-from l1flow.pipeline.firmware_steps import FirmwareBuild, check_synthesis_tool, synthesis_summary, synthesize
+from l1flow.pipeline.firmware_steps import FirmwareBuild, check_synthesis_tool, synthesis_records, synthesize
+from l1flow.records import Latency
 from l1flow.synthesis.job import SynthesisError
 from l1flow.synthesis.reports import Resources, SynthesisReport
 from l1flow.toolchain import ToolMissingError
@@ -25,14 +26,14 @@ def _report(cycles: int) -> SynthesisReport:
 
 
 def test_summary_has_the_keys_acceptance_budgets_read() -> None:
-    summary = synthesis_summary(_report(11))
-    resources = summary["resources"]
-    assert {k: resources[k] for k in ("LUT", "FF", "DSP", "BRAM")} == {"LUT": 1200, "FF": 300, "DSP": 0, "BRAM": 0}
-    assert resources["source"] == "yosys 0.23 (yosys)" and resources["utilisation"]["lut"] == pytest.approx(1200 / 1_182_240)
-    assert summary["latency"] == {"cycles": 11, "ns": 55.0, "ii": 1, "source": "generator (job)"}
+    resources, latency = synthesis_records(_report(11))
+    assert resources is not None and resources.utilisation is not None
+    assert {k: resources.get(k) for k in ("LUT", "FF", "DSP", "BRAM")} == {"LUT": 1200, "FF": 300, "DSP": 0, "BRAM": 0}
+    assert resources.source == "yosys 0.23 (yosys)" and resources.utilisation["lut"] == pytest.approx(1200 / 1_182_240)
+    assert latency == Latency(cycles=11, ns=55.0, ii=1, source="generator (job)")
     # combinational: no clocked latency, and yosys does not time logic, so no ns
-    assert synthesis_summary(_report(0))["latency"]["ns"] is None
-    assert synthesis_summary(None) == {"resources": None, "latency": None}
+    assert synthesis_records(_report(0))[1] == Latency(cycles=0, ns=None, ii=1, source="generator (job)")
+    assert synthesis_records(None) == (None, None)
 
 
 def test_a_missing_synthesis_tool_is_named_before_any_work() -> None:
@@ -107,4 +108,4 @@ def test_a_run_reports_yosys_resources_and_generator_latency(tmp_path: Path) -> 
     for model in (ae, bdt):
         assert (tmp_path / "work" / "cache" / "synthesis" / model["resources"]["job_hash"] / "report.json").is_file()
     # and both gates passed on the same RTL that was synthesized
-    assert all(g["mismatches"] == 0 for m in (ae, bdt) for g in m["emulation_vs_hardware"])
+    assert all(g["mismatched_words"] == 0 for m in (ae, bdt) for g in m["emulation_vs_hardware"])

@@ -31,6 +31,15 @@ from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
 from l1flow.hardware.ghdl import GHDLSource
 from l1flow.hardware.verilator_bdt import VerilatorBDTSource
 from l1flow.pipeline.data_steps import Dataset
+from l1flow.records import (
+    CsimEntry,
+    EmulationEntry,
+    FidelityEntry,
+    GateEntry,
+    Latency,
+    Resources,
+    parse,
+)
 from l1flow.synthesis import runner_for
 from l1flow.synthesis.job import SynthesisError
 from l1flow.synthesis.reports import SynthesisReport
@@ -157,7 +166,11 @@ class EmulationResult:
 
     input_words: np.ndarray
     output_words: np.ndarray
-    summary: dict[str, Any] = field(default_factory=dict)
+    software_vs_emulation: FidelityEntry
+    decision_agreement: float
+    decision_threshold: float
+    emulation: EmulationEntry
+    emulation_vs_csim: CsimEntry
     plots: dict[str, str] = field(default_factory=dict)  # relative to the run folder
 
 
@@ -198,20 +211,16 @@ def emulate(
         model.name, len(x), len(x) / seconds, 100 * fidelity.fraction_differing, agreement,
         firmware.csim_label, csim_mismatches, n_csim,
     )
-    summary = {
-        "software_vs_emulation": fidelity.to_dict(),
-        "decision_agreement": agreement,
-        "decision_threshold": threshold,
-        "emulation": {"events": len(x), "events_per_s": len(x) / seconds},
-        "emulation_vs_csim": {
-            "source": firmware.csim_label,
-            "events": n_csim,
-            "mismatches": csim_mismatches,
-        },
-    }
     residuals = plot_residuals(model.name, software, emulated, run_dir / "plots" / f"{model.name}_residuals.png")
     return EmulationResult(
-        words, out_words, summary, {"residuals": str(residuals.relative_to(run_dir))}
+        input_words=words,
+        output_words=out_words,
+        software_vs_emulation=parse(FidelityEntry, fidelity.to_dict(), f"{model.name} software vs emulation"),
+        decision_agreement=float(agreement),
+        decision_threshold=float(threshold),
+        emulation=EmulationEntry(events=len(x), events_per_s=len(x) / seconds),
+        emulation_vs_csim=CsimEntry(source=firmware.csim_label, events=n_csim, mismatched_events=csim_mismatches),
+        plots={"residuals": str(residuals.relative_to(run_dir))},
     )
 
 
@@ -228,7 +237,7 @@ def verify_hardware(
     emulation: EmulationResult,
     run_dir: Path,
     version: dict[str, Any],
-) -> list[dict[str, Any]]:
+) -> list[GateEntry]:
     """Simulate every hardware source on the emulation sample and gate it against emulation.
 
     Fast sources (Verilator) see `verify.hardware_events`; GHDL, at a few
@@ -236,7 +245,7 @@ def verify_hardware(
     :func:`write_hardware`.
     """
     vectors_dir = run_dir / "vectors" / model.name
-    reports: list[dict[str, Any]] = []
+    reports: list[GateEntry] = []
     stimuli: dict[int, VectorSet] = {}
     for source in firmware.hardware:
         limit = config.verify.ghdl_events if source.source == "ghdl" else config.verify.hardware_events
@@ -254,7 +263,17 @@ def verify_hardware(
         report = compare(stimulus, result)
         log.info("%s: %s", model.name, report.summary_line())
         (vectors_dir / f"gate_{source.source}_{n}.md").write_text(report.to_markdown())
-        reports.append({**report.to_dict(), "source": source.source, "events_per_s": n / seconds})
+        reports.append(
+            GateEntry(
+                source=source.source,
+                events=report.compared_events,
+                mismatched_events=report.mismatched_events,
+                mismatched_words=report.mismatched_words,
+                passed=report.passed,
+                events_per_s=n / seconds,
+                failures=report.failures,
+            )
+        )
     return reports
 
 
@@ -290,25 +309,24 @@ def synthesize(config: PipelineConfig, firmware: FirmwareBuild, results_dir: Pat
     )
 
 
-def synthesis_summary(report: SynthesisReport | None) -> dict[str, Any]:
-    """The summary's ``resources`` and ``latency`` (the keys acceptance budgets read); null when not run."""
+def synthesis_records(report: SynthesisReport | None) -> tuple[Resources | None, Latency | None]:
+    """The summary's ``resources`` and ``latency`` (what acceptance budgets read); None when not run."""
     if report is None:
-        return {"resources": None, "latency": None}
+        return None, None
     r = report.resources
     cycles = report.latency_max_cycles
-    return {
-        "resources": {
-            "LUT": r.lut, "FF": r.ff, "DSP": r.dsp, "BRAM": r.bram_18k, "carry": r.carry,
-            "source": " ".join(filter(None, (report.tool, report.tool_version))) + f" ({report.resource_stage})",
-            "part": report.part,
-            "utilisation": report.utilisation(),
-            "job_hash": report.job_hash,
-        },
-        "latency": {
-            "cycles": cycles,
-            # a combinational design has no clocked latency, and yosys does no timing
-            "ns": report.latency_max_ns if cycles else None,
-            "ii": report.ii_max,
-            "source": report.latency_source,
-        },
-    }
+    resources = Resources(
+        LUT=r.lut, FF=r.ff, DSP=r.dsp, BRAM=r.bram_18k, carry=r.carry,
+        source=" ".join(filter(None, (report.tool, report.tool_version))) + f" ({report.resource_stage})",
+        part=report.part,
+        utilisation=report.utilisation(),
+        job_hash=report.job_hash,
+    )
+    latency = Latency(
+        cycles=cycles,
+        # a combinational design has no clocked latency, and yosys does no timing
+        ns=report.latency_max_ns if cycles else None,
+        ii=report.ii_max,
+        source=report.latency_source,
+    )
+    return resources, latency

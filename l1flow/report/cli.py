@@ -13,21 +13,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from l1flow.errors import BadInputError
+from l1flow.records import Baseline, read_summary
 from l1flow.registry.criteria import CriteriaFileError, load_criteria
 from l1flow.report.content import ReportError
-from l1flow.runfolder import SummaryError, read_summary
 from l1flow.report.html import render_report
 
 
-def _previous(args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
+def _previous(args: argparse.Namespace, run_dir: Path) -> Baseline | None:
     if args.previous:
-        return read_summary(Path(args.previous))
+        return Baseline.of_run(read_summary(Path(args.previous)))
     if args.workspace or args.tracking_uri:
         from l1flow.registry.store import ModelRegistry
 
         summary = read_summary(run_dir)
         registry = ModelRegistry(workspace=Path(args.workspace or "workspace"), tracking_uri=args.tracking_uri)
-        return registry.production_summary(list(summary.get("models") or {}), before_run=summary.get("run_id"))
+        return registry.production_summary(list(summary.models), before_run=summary.run_id)
     return None
 
 
@@ -36,7 +37,7 @@ def _report(args: argparse.Namespace) -> int:
     try:
         criteria = load_criteria(Path(args.criteria)) if args.criteria else None
         path = render_report(run_dir, _previous(args, run_dir), criteria, Path(args.output) if args.output else None)
-    except (ReportError, SummaryError, CriteriaFileError) as error:
+    except (ReportError, BadInputError, CriteriaFileError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(path)

@@ -106,15 +106,15 @@ class GateReport:
         return [f"{c.name}: {c.detail}" for c in self.checks if not c.passed]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (for summary.json's ``emulation_vs_hardware``).
+        """The full report as JSON (the run summary keeps a :class:`l1flow.records.GateEntry`).
 
-        ``mismatches`` counts mismatching events; a gate that failed before
+        ``mismatched_events`` counts events with any differing word,
+        ``mismatched_words`` the differing words; a gate that failed before
         comparing words (other stimulus or model, different ports) reports
-        ``passed: false`` with its ``failures`` whatever that count says.
+        ``passed: false`` with its ``failures`` whatever those counts say.
         """
         data = asdict(self)
         data["events"] = self.compared_events
-        data["mismatches"] = self.mismatched_events
         data["failures"] = self.failures
         for output in data["outputs"]:
             output["bit_histogram"] = {str(k): v for k, v in output["bit_histogram"].items()}
