@@ -108,7 +108,7 @@ class Resources:
     carry: int | float | None = None
     source: str | None = None
     part: str | None = None
-    utilisation: dict[str, float | None] | None = None
+    utilisation: dict[str, float] | None = None
     job_hash: str | None = None
 
     def get(self, kind: str) -> int | float | None:
@@ -221,7 +221,8 @@ class RunSummary:
     started: str | None = None
     conditions: Conditions | None = None
     dataset: DatasetRecord | None = None
-    tool_versions: dict[str, str] = field(default_factory=dict)
+    #: tool -> version (null for a tool that is not installed)
+    tool_versions: dict[str, str | None] = field(default_factory=dict)
     train_seconds: float | None = None
     wall_seconds: float | None = None
     models: dict[str, ModelRecord] = field(default_factory=dict)

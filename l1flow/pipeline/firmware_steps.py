@@ -263,17 +263,7 @@ def verify_hardware(
         report = compare(stimulus, result)
         log.info("%s: %s", model.name, report.summary_line())
         (vectors_dir / f"gate_{source.source}_{n}.md").write_text(report.to_markdown())
-        reports.append(
-            GateEntry(
-                source=source.source,
-                events=report.compared_events,
-                mismatched_events=report.mismatched_events,
-                mismatched_words=report.mismatched_words,
-                passed=report.passed,
-                events_per_s=n / seconds,
-                failures=report.failures,
-            )
-        )
+        reports.append(report.entry(source.source, n / seconds))
     return reports
 
 

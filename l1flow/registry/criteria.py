@@ -163,8 +163,8 @@ def _check_physics(
 
 
 def _check_latency(model: ModelRecord, criteria: AcceptanceCriteria) -> CriterionResult:
-    limits = {"ns": criteria.max_latency_ns, "cycles": criteria.max_latency_cycles}
-    limits = {unit: limit for unit, limit in limits.items() if limit is not None}
+    budgets = {"ns": criteria.max_latency_ns, "cycles": criteria.max_latency_cycles}
+    limits: dict[str, float] = {unit: limit for unit, limit in budgets.items() if limit is not None}
     if not limits:
         return CriterionResult(name="latency", passed=True, detail="no latency budget set")
     latency = model.latency

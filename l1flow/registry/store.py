@@ -195,12 +195,12 @@ def model_metrics(name: str, model: ModelRecord) -> dict[str, float]:
             out[_key(name, "gate", gate.source, item)] = float(count)
     if model.resources is not None:
         for kind in ("LUT", "FF", "DSP", "BRAM", "carry"):
-            if (value := model.resources.get(kind)) is not None:
-                out[_key(name, "resources", kind)] = float(value)
+            if (amount := model.resources.get(kind)) is not None:
+                out[_key(name, "resources", kind)] = float(amount)
     if model.latency is not None:
         for unit in ("cycles", "ns", "ii"):
-            if (value := model.latency.get(unit)) is not None:
-                out[_key(name, "latency", unit)] = float(value)
+            if (measured := model.latency.get(unit)) is not None:
+                out[_key(name, "latency", unit)] = float(measured)
     return out
 
 

@@ -389,6 +389,6 @@ def read_run_report(
         previous_conditions=previous_conditions,
         dataset_hash=(dataset.hash if dataset is not None else None) or NOT_MEASURED,
         dataset_events=dict(dataset.events) if dataset is not None else {},
-        tool_versions=dict(summary.tool_versions),
+        tool_versions={k: str(v) for k, v in summary.tool_versions.items()},
         models=sections,
     )

@@ -32,6 +32,7 @@ import numpy as np
 
 from l1flow.firmware.fixed import FixedType, FixedTypeError
 from l1flow.firmware.vectors import Port, VectorFormatError, VectorSet
+from l1flow.records import GateEntry
 
 DEFAULT_EXAMPLES = 10
 
@@ -119,6 +120,18 @@ class GateReport:
         for output in data["outputs"]:
             output["bit_histogram"] = {str(k): v for k, v in output["bit_histogram"].items()}
         return data
+
+    def entry(self, source: str, events_per_s: float | None) -> GateEntry:
+        """This gate as the run summary records it."""
+        return GateEntry(
+            source=source,
+            events=self.compared_events,
+            mismatched_events=self.mismatched_events,
+            mismatched_words=self.mismatched_words,
+            passed=self.passed,
+            events_per_s=events_per_s,
+            failures=self.failures,
+        )
 
     def summary_line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
