@@ -22,6 +22,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
+from l1flow.backends import FirmwareBuild, FirmwarePrecision
 from l1flow.config import PipelineConfig, load_config
 from l1flow.pipeline import data_steps, firmware_steps, publish
 from l1flow.pipeline.workspace import Workspace
@@ -52,38 +53,38 @@ def train(config: PipelineConfig, dataset: data_steps.Dataset, workspace: Worksp
 
 @step
 def choose_precision(config: PipelineConfig, model: TrainedModel,
-                     dataset: data_steps.Dataset) -> firmware_steps.FirmwarePrecision:
+                     dataset: data_steps.Dataset) -> FirmwarePrecision:
     return firmware_steps.choose_precision(config, model, dataset)
 
 
 @step
-def build_firmware(config: PipelineConfig, model: TrainedModel, precision: firmware_steps.FirmwarePrecision,
-                   run_dir: Path, workspace: Workspace) -> firmware_steps.FirmwareBuild:
+def build_firmware(config: PipelineConfig, model: TrainedModel, precision: FirmwarePrecision,
+                   run_dir: Path, workspace: Workspace) -> FirmwareBuild:
     return firmware_steps.build_firmware(
         config.firmware, model, precision.settings, run_dir / "firmware" / model.name, workspace.cache / "rtl-builds"
     )
 
 
 @step
-def write_hardware(firmware: firmware_steps.FirmwareBuild) -> None:
+def write_hardware(firmware: FirmwareBuild) -> None:
     firmware_steps.write_hardware(firmware)
 
 
 @step
-def emulate(config: PipelineConfig, model: TrainedModel, firmware: firmware_steps.FirmwareBuild,
+def emulate(config: PipelineConfig, model: TrainedModel, firmware: FirmwareBuild,
             dataset: data_steps.Dataset, run_dir: Path) -> firmware_steps.EmulationResult:
     return firmware_steps.emulate(config, model, firmware, dataset, run_dir)
 
 
 @step
-def verify_hardware(config: PipelineConfig, model: TrainedModel, firmware: firmware_steps.FirmwareBuild,
+def verify_hardware(config: PipelineConfig, model: TrainedModel, firmware: FirmwareBuild,
                     emulation: firmware_steps.EmulationResult, run_dir: Path,
                     version: dict[str, Any]) -> list[GateEntry]:
     return firmware_steps.verify_hardware(config, model, firmware, emulation, run_dir, version)
 
 
 @step
-def synthesize(config: PipelineConfig, firmware: firmware_steps.FirmwareBuild,
+def synthesize(config: PipelineConfig, firmware: FirmwareBuild,
                workspace: Workspace) -> SynthesisReport | None:
     return firmware_steps.synthesize(config, firmware, workspace.cache / "synthesis")
 
@@ -146,8 +147,8 @@ def l1flow_pipeline(
 
         # Firmware for every model first, so synthesis (minutes for a big design)
         # runs beside all the emulation and RTL checks.
-        precisions: dict[str, firmware_steps.FirmwarePrecision] = {}
-        firmwares: dict[str, firmware_steps.FirmwareBuild] = {}
+        precisions: dict[str, FirmwarePrecision] = {}
+        firmwares: dict[str, FirmwareBuild] = {}
         synthesis: dict[str, PrefectFuture[SynthesisReport | None]] = {}
         for name, model in trained.items():
             precisions[name] = choose_precision(config, model, dataset)

@@ -17,23 +17,18 @@ emulator is exactly the one the run verified.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from l1flow.config import load_config
 from l1flow.data.reader import read_events
-from l1flow.firmware.fixed import OverflowCount, quantize, to_float
-from l1flow.firmware.nn_emulator import NNEmulator
-from l1flow.pipeline.firmware_steps import build_firmware
-from l1flow.pipeline.workspace import write_json_atomic
+from l1flow.fileio import write_json_atomic
+from l1flow.firmware.fixed import OverflowCount
+from l1flow.pipeline.firmware_steps import build_firmware, check_emulation
 from l1flow.records import read_summary
-from l1flow.training.metrics import decision_agreement
 from l1flow.training.model import TrainedModel
 from l1flow.training.plots import plot_residuals
-from l1flow.verify.fidelity import compare_outputs
 
 
 class CompareError(ValueError):
@@ -111,40 +106,26 @@ def compare_run_model(
                 f"but the run verified {block.firmware_hash[:12]}; the toolchain changed since the run"
             )
         input_overflow = OverflowCount()
-        words = quantize(x, firmware.input_type, input_overflow)
-        out_words = firmware.emulator.predict_words(words)
-        n_csim = min(csim_events, len(x))
-        csim_words = quantize(firmware.csim_predict(x[:n_csim]), firmware.output_type)
-    emulated = to_float(out_words, firmware.output_type)
-    software = model.software_outputs(x)
-    threshold = block.decision_threshold
-    overflow = [_overflow_row("input", "quantize", input_overflow)]
-    if isinstance(firmware.emulator, NNEmulator):
-        overflow += [
+        check = check_emulation(model, firmware, x, block.decision_threshold, csim_events, input_overflow)
+        overflow = [_overflow_row("input", "quantize", input_overflow)] + [
             {"layer": o.layer, "stage": o.stage, "values": o.values, "saturated_high": o.saturated_high,
              "saturated_low": o.saturated_low, "wrapped": o.wrapped, "overflowed": o.overflowed}
-            for o in firmware.emulator.overflow_report(words)
+            for o in firmware.layer_overflows(check.input_words)
         ]
     result = {
         "run": summary.run_id,
         "model": model_name,
         "data_file": str(data_file),
-        "software_vs_emulation": compare_outputs(software, emulated).to_dict(),
-        "threshold": threshold,
+        "software_vs_emulation": asdict(check.fidelity),
+        "threshold": block.decision_threshold,
         "working_point_khz": config.trigger.working_point_khz,
-        "decision_agreement": decision_agreement(
-            model.score_from_firmware_outputs(x, software), model.score_from_firmware_outputs(x, emulated), threshold
-        ),
-        "emulation_vs_csim": {
-            "source": firmware.csim_label,
-            "events": n_csim,
-            "mismatched_events": int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1))),
-        },
+        "decision_agreement": check.decision_agreement,
+        "emulation_vs_csim": asdict(check.csim),
         "overflow": overflow,
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot = plot_residuals(model_name, software, emulated, out_dir / f"{model_name}_residuals.png")
+    plot = plot_residuals(model_name, check.software, check.emulated, out_dir / f"{model_name}_residuals.png")
     write_json_atomic(out_dir / f"{model_name}_compare.json", result)
     return Comparison(model_name, str(data_file), result, plot)
 

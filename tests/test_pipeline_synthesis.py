@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from l1flow.backends import FirmwareBuild
+from l1flow.backends.hls4ml import Hls4mlBackend
 from l1flow.config import load_config
-from l1flow.pipeline.firmware_steps import FirmwareBuild, check_synthesis_tool, synthesis_records, synthesize
+from l1flow.pipeline.firmware_steps import (
+    check_synthesis_tool,
+    synthesis_records,
+    synthesize,
+)
 from l1flow.records import Latency
 from l1flow.synthesis.job import SynthesisError
 from l1flow.synthesis.reports import Resources, SynthesisReport
@@ -46,9 +52,8 @@ def test_firmware_without_rtl_cannot_be_synthesized(tmp_path: Path) -> None:
     config = load_config(DEFAULT, [f"workspace={tmp_path}"])
     assert config.synthesis.runner == "yosys"
     firmware = FirmwareBuild(
-        model_name="ae", project_dir=tmp_path, firmware_hash="0", emulator=None,  # type: ignore[arg-type]
-        input_type=None, output_type=None, csim_predict=None, hardware=[],  # type: ignore[arg-type]
-        export_vectors=None,  # type: ignore[arg-type]
+        backend=Hls4mlBackend(), model_name="ae", project_dir=tmp_path, firmware_hash="0",
+        emulator=None, input_type=None, output_type=None, hardware=[], design=None, csim=None,  # type: ignore[arg-type]
     )
     with pytest.raises(SynthesisError, match="ae: none of its hardware sources .none built. has RTL for yosys"):
         synthesize(config, firmware, tmp_path / "synthesis")

@@ -1,9 +1,10 @@
 """Pipeline stages from a trained model to verified firmware.
 
-Each model becomes a :class:`FirmwareBuild`: its firmware project (hls4ml or
-conifer), a compiled C-simulation, the fast bit-exact emulator read from that
-project, and the hardware sources that can produce words for it. The stages
-below treat neural nets and BDTs alike through it.
+Each model becomes a :class:`~l1flow.backends.FirmwareBuild`, made by the
+backend of its framework (:mod:`l1flow.backends`: hls4ml or conifer): its
+firmware project, a compiled C-simulation, the fast bit-exact emulator read
+from that project, and the hardware sources that can produce words for it.
+The stages below treat neural nets and BDTs alike through it.
 """
 
 from __future__ import annotations
@@ -12,24 +13,14 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from l1flow.backends import FirmwareBuild, FirmwarePrecision, backend_for
 from l1flow.config import FirmwareConfig, PipelineConfig
-from l1flow.firmware import bdt_emulator, netgraph
-from l1flow.firmware.bdt_emulator import BDTEmulator
-from l1flow.firmware.conifer_project import convert_xgboost
-from l1flow.firmware.fixed import FixedType, quantize, to_float
-from l1flow.firmware.forest import FirmwareForest
-from l1flow.firmware.hls4ml_project import convert_keras
-from l1flow.firmware.netgraph import FirmwareNet
-from l1flow.firmware.nn_emulator import NNEmulator
+from l1flow.firmware.fixed import OverflowCount, quantize, to_float
 from l1flow.firmware.vectors import VectorSet
-from l1flow.hardware.base import HardwareSource
-from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
-from l1flow.hardware.ghdl import GHDLSource
-from l1flow.hardware.verilator_bdt import VerilatorBDTSource
 from l1flow.pipeline.data_steps import Dataset
 from l1flow.records import (
     CsimEntry,
@@ -47,58 +38,15 @@ from l1flow.toolchain import require_executable, yosys_command
 from l1flow.training.metrics import decision_agreement, threshold_at_rate
 from l1flow.training.model import TrainedModel
 from l1flow.training.plots import plot_residuals
-from l1flow.training.precision import choose_conifer_precision, choose_hls4ml_precision
 from l1flow.verify.fidelity import compare_outputs
 from l1flow.verify.gate import compare
 
 log = logging.getLogger("l1flow")
 
 
-@dataclass
-class FirmwareBuild:
-    """One model's firmware: project, emulator, C-sim and hardware sources."""
-
-    model_name: str
-    project_dir: Path
-    firmware_hash: str
-    emulator: NNEmulator | BDTEmulator
-    input_type: FixedType
-    output_type: FixedType
-    csim_predict: Callable[[np.ndarray], np.ndarray]  # real inputs -> real outputs
-    hardware: list[HardwareSource]
-    export_vectors: Callable[[np.ndarray, np.ndarray, dict[str, Any], Path], VectorSet]
-    csim_label: str = "C-sim"
-
-
-@dataclass(frozen=True)
-class FirmwarePrecision:
-    """The settings a firmware project is built with, and how they were chosen.
-
-    ``settings`` is all `build_firmware` needs to rebuild the same firmware:
-    hls4ml precision overrides per layer, or conifer's precision strings.
-    """
-
-    settings: dict[str, Any]
-    report: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"settings": self.settings, "report": self.report}
-
-
 def choose_precision(config: PipelineConfig, model: TrainedModel, dataset: Dataset) -> FirmwarePrecision:
-    """Firmware types chosen from the training sample (l1flow.training.precision)."""
-    if model.framework == "qkeras":
-        hls = choose_hls4ml_precision(model, dataset.train, config)
-        return FirmwarePrecision({"overrides": hls.overrides}, hls.report)
-    bdt = choose_conifer_precision(model, dataset.train, config)
-    return FirmwarePrecision(
-        {
-            "input_precision": bdt.input_precision,
-            "threshold_precision": bdt.threshold_precision,
-            "score_precision": bdt.score_precision,
-        },
-        bdt.report,
-    )
+    """Firmware types chosen from the training sample by the model's backend."""
+    return backend_for(model.framework).choose_precision(model, dataset.train, config)
 
 
 def build_firmware(
@@ -113,50 +61,60 @@ def build_firmware(
     With an `rtl_cache` (where Verilator builds are kept by content hash) the
     build also carries its hardware sources; without, only emulation and C-sim.
     """
-    if model.framework == "qkeras":
-        hls_model = convert_keras(
-            model.firmware_model,
-            folder / "hls4ml",
-            part=firmware.part,
-            clock_period_ns=firmware.clock_period_ns,
-            backend=firmware.hls_backend,
-            io_type=firmware.io_type,
-            precision_overrides=settings["overrides"],
-        )
-        net = FirmwareNet.from_hls_model(hls_model)
-        return FirmwareBuild(
-            model_name=model.name,
-            project_dir=folder / "hls4ml",
-            firmware_hash=net.content_hash(),
-            emulator=NNEmulator(net),
-            input_type=net.input.type,
-            output_type=net.output.type,
-            csim_predict=lambda x: np.asarray(hls_model.predict(np.ascontiguousarray(x))).reshape(len(x), -1),
-            hardware=[] if rtl_cache is None else [Da4mlRTLSource(net, folder / "da4ml_rtl", cache_dir=rtl_cache)],
-            export_vectors=lambda i, o, info, path: netgraph.export_vectors(net, i, o, info, path),
-            csim_label="hls4ml C-sim",
-        )
-    common = dict(settings, part=firmware.part, clock_period_ns=firmware.clock_period_ns)
-    csim_model = convert_xgboost(model.firmware_model, folder / "conifer_cpp", backend="cpp", **common)
-    hardware: list[HardwareSource] = []
-    if rtl_cache is not None:
-        convert_xgboost(model.firmware_model, folder / "conifer_vhdl", backend="vhdl", **common)
-        hardware = [
-            VerilatorBDTSource(folder / "conifer_vhdl", cache_dir=rtl_cache),
-            GHDLSource(folder / "conifer_vhdl"),
-        ]
-    forest = FirmwareForest.from_conifer(csim_model)
-    return FirmwareBuild(
-        model_name=model.name,
-        project_dir=folder / "conifer_cpp",
-        firmware_hash=forest.content_hash(),
-        emulator=BDTEmulator(forest),
-        input_type=forest.input_type,
-        output_type=forest.norm_type,
-        csim_predict=lambda x: np.asarray(csim_model.decision_function(x)).reshape(len(x), -1),
-        hardware=hardware,
-        export_vectors=lambda i, o, info, path: bdt_emulator.export_vectors(forest, i, o, info, path),
-        csim_label="conifer cpp C-sim",
+    return backend_for(model.framework).build(firmware, model, settings, folder, rtl_cache)
+
+
+@dataclass
+class EmulationCheck:
+    """The fast emulator on some events, against software and the C-sim: one path for the pipeline and compare."""
+
+    input_words: np.ndarray
+    output_words: np.ndarray
+    software: np.ndarray  # real outputs of the software model
+    emulated: np.ndarray  # real values of the emulated output words
+    seconds: float
+    fidelity: FidelityEntry
+    decision_agreement: float
+    csim: CsimEntry
+
+
+def check_emulation(
+    model: TrainedModel,
+    firmware: FirmwareBuild,
+    x: np.ndarray,
+    threshold: float,
+    csim_events: int,
+    input_overflow: OverflowCount | None = None,
+) -> EmulationCheck:
+    """Emulate ``x`` (the firmware's real inputs); compare with software and, on the first events, the C-sim.
+
+    ``threshold`` is the working point's score threshold for the decision
+    agreement; ``input_overflow``, when given, counts inputs the input cast saturates or wraps.
+    """
+    words = firmware.emulator.quantize_inputs(x)
+    if input_overflow is not None:
+        quantize(x, firmware.input_type, input_overflow)
+    began = time.perf_counter()
+    out_words = firmware.emulator.predict_words(words)
+    seconds = time.perf_counter() - began
+    emulated = to_float(out_words, firmware.output_type)
+    software = model.software_outputs(x)
+    fidelity = compare_outputs(software, emulated)
+    agreement = decision_agreement(
+        model.score_from_firmware_outputs(x, software), model.score_from_firmware_outputs(x, emulated), threshold
+    )
+    n_csim = min(csim_events, len(x))
+    csim_words = quantize(firmware.csim_predict(x[:n_csim]), firmware.output_type)
+    csim_mismatches = int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1)))
+    return EmulationCheck(
+        input_words=words,
+        output_words=out_words,
+        software=software,
+        emulated=emulated,
+        seconds=seconds,
+        fidelity=parse(FidelityEntry, fidelity.to_dict(), f"{model.name} software vs emulation"),
+        decision_agreement=float(agreement),
+        csim=CsimEntry(source=firmware.csim_label, events=n_csim, mismatched_events=csim_mismatches),
     )
 
 
@@ -186,40 +144,28 @@ def emulate(
     - emulation vs C-sim: output words on a subset (`verify.csim_events`).
     """
     x = model.firmware_inputs(dataset.emulation)
-    words = firmware.emulator.quantize_inputs(x)
-    began = time.perf_counter()
-    out_words = firmware.emulator.predict_words(words)
-    seconds = time.perf_counter() - began
-    emulated = to_float(out_words, firmware.output_type)
-    software = model.software_outputs(x)
-    fidelity = compare_outputs(software, emulated)
-
     test_x = model.firmware_inputs(dataset.test)
     test_scores = model.score_from_firmware_outputs(test_x, model.software_outputs(test_x))
     background = test_scores[~dataset.test.is_signal()]
     threshold = threshold_at_rate(background, config.trigger.working_point_khz, config.trigger.crossing_rate_mhz)
-    agreement = decision_agreement(
-        model.score_from_firmware_outputs(x, software), model.score_from_firmware_outputs(x, emulated), threshold
-    )
-
-    n_csim = min(config.verify.csim_events, len(x))
-    csim_words = quantize(firmware.csim_predict(x[:n_csim]), firmware.output_type)
-    csim_mismatches = int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1)))
+    check = check_emulation(model, firmware, x, threshold, config.verify.csim_events)
     log.info(
         "%s: emulated %d events at %.0f events/s; software vs emulation: %.4g%% of events differ; "
         "decision agreement %.5f; %s vs emulation: %d of %d events differ",
-        model.name, len(x), len(x) / seconds, 100 * fidelity.fraction_differing, agreement,
-        firmware.csim_label, csim_mismatches, n_csim,
+        model.name, len(x), len(x) / check.seconds, 100 * check.fidelity.fraction_differing,
+        check.decision_agreement, firmware.csim_label, check.csim.mismatched_events, check.csim.events,
     )
-    residuals = plot_residuals(model.name, software, emulated, run_dir / "plots" / f"{model.name}_residuals.png")
+    residuals = plot_residuals(
+        model.name, check.software, check.emulated, run_dir / "plots" / f"{model.name}_residuals.png"
+    )
     return EmulationResult(
-        input_words=words,
-        output_words=out_words,
-        software_vs_emulation=parse(FidelityEntry, fidelity.to_dict(), f"{model.name} software vs emulation"),
-        decision_agreement=float(agreement),
+        input_words=check.input_words,
+        output_words=check.output_words,
+        software_vs_emulation=check.fidelity,
+        decision_agreement=check.decision_agreement,
         decision_threshold=float(threshold),
-        emulation=EmulationEntry(events=len(x), events_per_s=len(x) / seconds),
-        emulation_vs_csim=CsimEntry(source=firmware.csim_label, events=n_csim, mismatched_events=csim_mismatches),
+        emulation=EmulationEntry(events=len(x), events_per_s=len(x) / check.seconds),
+        emulation_vs_csim=check.csim,
         plots={"residuals": str(residuals.relative_to(run_dir))},
     )
 

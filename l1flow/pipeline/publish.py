@@ -10,12 +10,11 @@ from typing import Any
 import yaml
 
 from l1flow import records
+from l1flow.backends import FirmwareBuild, FirmwarePrecision
 from l1flow.config import PipelineConfig
 from l1flow.pipeline.data_steps import ConditionsSnapshot, Dataset
 from l1flow.pipeline.firmware_steps import (
     EmulationResult,
-    FirmwareBuild,
-    FirmwarePrecision,
     synthesis_records,
 )
 from l1flow.pipeline.workspace import RunFolder, Workspace
