@@ -114,3 +114,20 @@ def test_a_run_reports_yosys_resources_and_generator_latency(tmp_path: Path) -> 
         assert (tmp_path / "work" / "cache" / "synthesis" / model["resources"]["job_hash"] / "report.json").is_file()
     # and both gates passed on the same RTL that was synthesized
     assert all(g["mismatched_words"] == 0 for m in (ae, bdt) for g in m["emulation_vs_hardware"])
+    assert summary["format"] == "l1flow-summary/2" and [r["version"] for r in summary["registry"]] == [1, 1]
+
+    # `l1flow compare` rebuilds each model's firmware through its backend and runs the pipeline's emulate path
+    from l1flow.compare import compare_run_model
+    from l1flow.conditions.payload import ConditionsPayload
+    from l1flow.data.generator import generate_events
+    from l1flow.data.hdf5 import write_hdf5
+
+    data = write_hdf5(generate_events(ConditionsPayload(), 500, 50, seed=5), tmp_path / "events.h5")
+    for name, block in (("axol1tl_ae", ae), ("bdt", bdt)):
+        compared = compare_run_model(run_dir, name, data, tmp_path / "compare", csim_events=100).result
+        assert compared["software_vs_emulation"]["events"] == 500
+        assert compared["emulation_vs_csim"] == {"source": block["emulation_vs_csim"]["source"], "events": 100,
+                                                 "mismatched_events": 0}
+        assert compared["threshold"] == block["decision_threshold"] and 0.9 < compared["decision_agreement"] <= 1.0
+        layers = {row["layer"] for row in compared["overflow"]}
+        assert "input" in layers and (len(layers) > 1) == (name == "axol1tl_ae")  # per-layer counts for the net
