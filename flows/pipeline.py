@@ -1,4 +1,4 @@
-"""The l1flow pipeline as a Prefect flow: the diagram of DESIGN.md, step by step.
+"""The l1flow pipeline as a Prefect flow: the diagram of README.md ("What one run does"), step by step.
 
 Only orchestration lives here; every step is a plain function of
 :mod:`l1flow.pipeline`. Steps whose inputs did not change are reused from the

@@ -179,7 +179,7 @@ def choose_conifer_precision(model: TrainedModel, sample: EventSample, config: P
         "tool": "conifer",
         "method": "integer bits from the input, threshold and summed-score ranges; fractional bits by search "
                   "with the bit-exact BDT emulator on the training sample",
-        "events": int(len(inputs)),
+        "events": len(inputs),
         "integer_bits": integer_bits,
         "integer_margin_bits": settings.integer_margin_bits,
         "largest_threshold": largest_threshold,

@@ -209,7 +209,7 @@ def choose_hls4ml_precision(model: TrainedModel, sample: EventSample, config: Pi
         "tool": "hls4ml",
         "method": "hls4ml bit_exact types derived from the QKeras quantizers; every cast overflow-counted "
                   "by bit-exact emulation of the training sample; headroom from QKeras-traced layer ranges",
-        "events": int(len(inputs)),
+        "events": len(inputs),
         "overflow_counts": overflow_counts,
         "input_type": str(net.input.type),
         "output_type": str(net.output.type),

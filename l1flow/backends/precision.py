@@ -31,7 +31,7 @@ def agreement(model: TrainedModel, inputs: np.ndarray, software: np.ndarray, emu
     spread = float(np.std(background)) or 1.0
     deviation = np.abs(fw_score - sw_score) / spread
     return {
-        "events": int(len(inputs)),
+        "events": len(inputs),
         "identical_outputs": float(np.mean(np.all(software == emulated, axis=1))),
         "within_max_score_deviation": float(np.mean(deviation <= settings.max_score_deviation)),
         "max_score_deviation": float(deviation.max(initial=0.0)),

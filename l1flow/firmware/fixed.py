@@ -1,7 +1,7 @@
 """ap_fixed / ap_ufixed / ap_int / ap_uint arithmetic on int64 numpy arrays.
 
 A value of ``ap_fixed<W,I,Q,O>`` is held as its raw word, the two's complement
-integer ``value * 2**(W-I)`` (the DESIGN.md contract). Conversions reproduce the
+integer ``value * 2**(W-I)`` (docs/formats.md, "Words"). Conversions reproduce the
 assignment operator of Xilinx's ``ap_fixed_base.h`` (the copy shipped in
 hls4ml): the dropped fraction bits are rounded with the *destination's*
 quantization mode, then the *destination's* overflow mode applies to the

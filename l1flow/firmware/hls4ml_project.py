@@ -68,7 +68,7 @@ class Hls4mlProject:
 
 
 def _check_quantized_input(model: Any) -> None:
-    """The firmware input must be quantized in the model itself (DESIGN.md)."""
+    """The firmware input must be quantized in the model itself (hls4ml bit_exact types start from that quantizer)."""
     from qkeras import QActivation  # heavy import, only when converting
 
     inputs = {id(t) for t in model.inputs}

@@ -1,6 +1,6 @@
 """Test vectors: raw fixed-point words exchanged between emulation and hardware.
 
-One folder per vector set (the contract in DESIGN.md)::
+One folder per vector set (every field in docs/formats.md, "Test vectors")::
 
     meta.json     format, model identity, ports (name, type, shape, in order),
                   number of events, sha256 of every data file, content hash
