@@ -311,13 +311,21 @@ def read_summary(path: Path | str) -> RunSummary:
 
 
 def write_summary(run_dir: Path, summary: RunSummary) -> Path:
-    """Write ``run_dir/summary.json`` atomically, after checking it reads back as written."""
+    """Write ``run_dir/summary.json`` atomically, after checking it as a reader will."""
     path = Path(run_dir) / SUMMARY_FILE
-    data = json.loads(json.dumps(summary.to_dict()))
-    if RunSummary.from_dict(data, path) != summary:
-        raise BadInputError(f"{path}: the summary does not survive JSON (a value of the wrong type); not written")
+    data = json.loads(json.dumps(summary.to_dict(), default=_plain))
+    RunSummary.from_dict(data, path)  # the checks a reader makes, before anything is written
     write_json_atomic(path, data)
     return path
+
+
+def _plain(value: Any) -> Any:
+    """JSON for the numpy scalars and arrays and the paths free-form fields (precision reports) may hold."""
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 # ---- format 1 -----------------------------------------------------------------------

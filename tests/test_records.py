@@ -15,6 +15,7 @@ from l1flow.firmware.fixed import FixedType, quantize
 from l1flow.firmware.vectors import Port, VectorSet
 from l1flow.records import (
     SUMMARY_FORMAT,
+    Precision,
     RunSummary,
     model_from_dict,
     model_to_dict,
@@ -53,6 +54,13 @@ def test_a_summary_round_trips(tmp_path: Path, run_summary: tuple[Path, dict]) -
     assert summary.models["bdt"].resources is not None and summary.models["bdt"].resources.LUT == 41000
     copy = tmp_path / "copy"
     write_summary(copy, summary)
+    # numpy values in free-form fields (a precision report) are written as plain JSON
+    first = summary.models["ae"]
+    with_numpy = replace(summary, models={**summary.models, "ae": replace(
+        first, precision=Precision({"overrides": {}}, {"events": np.int64(3), "range": np.arange(2)}))})
+    write_summary(tmp_path / "numpy", with_numpy)
+    written = json.loads((tmp_path / "numpy" / "summary.json").read_text())["models"]["ae"]["precision"]
+    assert written == {"settings": {"overrides": {}}, "report": {"events": 3, "range": [0, 1]}}
     assert read_summary(copy) == summary
     assert json.loads((copy / "summary.json").read_text()) == data
 
