@@ -122,10 +122,11 @@ def test_a_run_reports_yosys_resources_and_generator_latency(tmp_path: Path) -> 
     from l1flow.data.generator import generate_events
     from l1flow.data.hdf5 import write_hdf5
 
-    data = write_hdf5(generate_events(ConditionsPayload(), 500, 50, seed=5), tmp_path / "events.h5")
+    events = generate_events(ConditionsPayload(), 500, 50, seed=5)  # 50 of each signal class
+    data = write_hdf5(events, tmp_path / "events.h5")
     for name, block in (("axol1tl_ae", ae), ("bdt", bdt)):
         compared = compare_run_model(run_dir, name, data, tmp_path / "compare", csim_events=100).result
-        assert compared["software_vs_emulation"]["events"] == 500
+        assert compared["software_vs_emulation"]["events"] == len(events) > 500
         assert compared["emulation_vs_csim"] == {"source": block["emulation_vs_csim"]["source"], "events": 100,
                                                  "mismatched_events": 0}
         assert compared["threshold"] == block["decision_threshold"] and 0.9 < compared["decision_agreement"] <= 1.0

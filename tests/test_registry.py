@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_registry_runfolders import make_run_folder
 
 from l1flow.records import Conditions, Iov
 from l1flow.registry.bundle import BUNDLE_FILE, sha256_file
@@ -20,7 +21,6 @@ from l1flow.registry.cli import add_commands
 from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
 from l1flow.registry.store import ModelRegistry, PromotionRefused, RegistryError
 from l1flow.report import render_report
-from test_registry_runfolders import make_run_folder
 
 CRITERIA = AcceptanceCriteria(efficiency_tolerance=0.01, max_latency_ns=50.0, resources=ResourceBudget(LUT=60000))
 

@@ -9,12 +9,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from test_registry_runfolders import make_run_folder
 
 from l1flow.records import Baseline, read_summary
 from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
 from l1flow.report import ReportError, render_report, report_artifacts
 from l1flow.report.cli import add_commands
-from test_registry_runfolders import make_run_folder
 
 MODELS = (("ae", "dense_ae"), ("bdt", "bdt_classifier"))
 

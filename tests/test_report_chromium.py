@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_registry_runfolders import make_run_folder
 
 from l1flow.records import Baseline, read_summary
 from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
 from l1flow.report import render_report
-from test_registry_runfolders import make_run_folder
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
