@@ -1,4 +1,4 @@
-"""The l1flow pipeline as a Prefect flow: README.md's "What one run does", step by step.
+"""The l1flow pipeline as a Prefect flow: the diagram of README.md ("What one run does"), step by step.
 
 Only orchestration lives here; every step is a plain function of
 :mod:`l1flow.pipeline`. Steps whose inputs did not change are reused from the
@@ -22,12 +22,13 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
+from l1flow.backends import FirmwareBuild, FirmwarePrecision
 from l1flow.config import PipelineConfig, check_runnable, load_config
 from l1flow.pipeline import data_steps, firmware_steps, publish
 from l1flow.pipeline.workspace import Workspace
+from l1flow.records import Baseline, GateEntry, ModelRecord, Physics, RegistryEntry
 from l1flow.report import render_report, report_artifacts
 from l1flow.synthesis.reports import SynthesisReport
-from l1flow.toolchain import tool_versions
 from l1flow.training.model import TrainedModel
 
 # Samples and models are large in-memory objects: never hash or persist them as task results.
@@ -54,60 +55,56 @@ def train(config: PipelineConfig, dataset: data_steps.Dataset, workspace: Worksp
 
 @step
 def choose_precision(config: PipelineConfig, model: TrainedModel,
-                     dataset: data_steps.Dataset) -> firmware_steps.FirmwarePrecision:
+                     dataset: data_steps.Dataset) -> FirmwarePrecision:
     return firmware_steps.choose_precision(config, model, dataset)
 
 
 @step
-def build_firmware(config: PipelineConfig, model: TrainedModel, precision: firmware_steps.FirmwarePrecision,
-                   run_dir: Path, workspace: Workspace) -> firmware_steps.FirmwareBuild:
+def build_firmware(config: PipelineConfig, model: TrainedModel, precision: FirmwarePrecision,
+                   run_dir: Path, workspace: Workspace) -> FirmwareBuild:
     return firmware_steps.build_firmware(
         config.firmware, model, precision.settings, run_dir / "firmware" / model.name, workspace.cache / "rtl-builds"
     )
 
 
 @step
-def write_hardware(firmware: firmware_steps.FirmwareBuild) -> None:
+def write_hardware(firmware: FirmwareBuild) -> None:
     firmware_steps.write_hardware(firmware)
 
 
 @step
-def emulate(config: PipelineConfig, model: TrainedModel, firmware: firmware_steps.FirmwareBuild,
+def emulate(config: PipelineConfig, model: TrainedModel, firmware: FirmwareBuild,
             dataset: data_steps.Dataset, run_dir: Path) -> firmware_steps.EmulationResult:
     return firmware_steps.emulate(config, model, firmware, dataset, run_dir)
 
 
 @step
-def verify_hardware(config: PipelineConfig, model: TrainedModel, firmware: firmware_steps.FirmwareBuild,
+def verify_hardware(config: PipelineConfig, model: TrainedModel, firmware: FirmwareBuild,
                     emulation: firmware_steps.EmulationResult, run_dir: Path,
-                    version: dict[str, Any]) -> list[dict[str, Any]]:
+                    version: dict[str, Any]) -> list[GateEntry]:
     return firmware_steps.verify_hardware(config, model, firmware, emulation, run_dir, version)
 
 
 @step
-def synthesize(config: PipelineConfig, firmware: firmware_steps.FirmwareBuild,
+def synthesize(config: PipelineConfig, firmware: FirmwareBuild,
                workspace: Workspace) -> SynthesisReport | None:
     return firmware_steps.synthesize(config, firmware, workspace.cache / "synthesis")
 
 
 @step
 def physics(config: PipelineConfig, model: TrainedModel, dataset: data_steps.Dataset, run_dir: Path,
-            previous: TrainedModel | None) -> dict[str, Any]:
+            previous: TrainedModel | None) -> Physics:
     return publish.physics(config, model, dataset, run_dir, previous)
 
 
 @step
-def register(config: PipelineConfig, workspace: Workspace, run_dir: Path) -> list[dict[str, Any]]:
+def register(config: PipelineConfig, workspace: Workspace, run_dir: Path) -> list[RegistryEntry]:
     registry = publish.open_registry(config, workspace)
-    return [
-        {"name": v.name, "version": v.version, "promoted": v.promoted, "matched_existing": v.matched,
-         "verdict": v.verdict.reason()}
-        for v in publish.register(config, registry, run_dir)
-    ]
+    return publish.registry_entries(publish.register(config, registry, run_dir))
 
 
 @step
-def report(run_dir: Path, previous: dict[str, Any] | None, config: PipelineConfig) -> Path:
+def report(run_dir: Path, previous: Baseline | None, config: PipelineConfig) -> Path:
     """The HTML report, also published as Prefect artifacts (markdown, table, link)."""
     path = render_report(run_dir, previous_production=previous, criteria=config.acceptance)
     published = report_artifacts(run_dir, path, previous, config.acceptance)
@@ -152,8 +149,8 @@ def l1flow_pipeline(
 
         # Firmware for every model first, so synthesis (minutes for a big design)
         # runs beside all the emulation and RTL checks.
-        precisions: dict[str, firmware_steps.FirmwarePrecision] = {}
-        firmwares: dict[str, firmware_steps.FirmwareBuild] = {}
+        precisions: dict[str, FirmwarePrecision] = {}
+        firmwares: dict[str, FirmwareBuild] = {}
         synthesis: dict[str, PrefectFuture[SynthesisReport | None]] = {}
         for name, model in trained.items():
             precisions[name] = choose_precision(config, model, dataset)
@@ -161,7 +158,7 @@ def l1flow_pipeline(
             write_hardware(firmwares[name])
             synthesis[name] = synthesize.submit(config, firmwares[name], ws)
 
-        models: dict[str, Any] = {}
+        models: dict[str, ModelRecord] = {}
         for name, model in trained.items():
             previous = TrainedModel.load(production[name]) if name in production else None
             firmware = firmwares[name]
@@ -170,42 +167,17 @@ def l1flow_pipeline(
             emulation = emulate(config, model, firmware, dataset, run.path)
             gates = verify_hardware(config, model, firmware, emulation, run.path, version)
             physics_result = physics(config, model, dataset, run.path, previous)
-            models[name] = {
-                "kind": model.kind,
-                "run_id": run.run_id,
-                "weights_hash": model.weights_hash(),
-                "firmware_hash": firmware.firmware_hash,
-                "train_seconds": model.train_seconds,
-                "precision": precisions[name].to_dict(),
-                **emulation.summary,
-                "emulation_vs_hardware": [_gate_entry(g) for g in gates],
-                **physics_result,
-                "plots": {**physics_result["plots"], **emulation.plots},
-                "artifacts": {
-                    "model": publish.save_model(model, run.path),
-                    "firmware": str(firmware.project_dir.parent.relative_to(run.path)),
-                    "vectors": f"vectors/{name}",
-                },
-            }
+            models[name] = publish.model_record(
+                model, firmware, precisions[name], emulation, gates, physics_result, run.path, run.run_id
+            )
         for name, pending in synthesis.items():
-            models[name].update(firmware_steps.synthesis_summary(pending.result()))
+            models[name] = publish.with_synthesis(models[name], pending.result())
 
-        summary: dict[str, Any] = {
-            "run_id": run.run_id,
-            "config_name": config.name,
-            "config_hash": config.content_hash(),
-            "started": started,
-            "conditions": {**conditions.to_dict(), "trigger": trigger or {"reason": "run by hand"}},
-            "dataset": dataset.describe(),
-            "tool_versions": tool_versions(),
-            "train_seconds": sum(m.train_seconds for m in trained.values()),
-            "models": models,
-            "wall_seconds": time.perf_counter() - began,
-        }
+        summary = publish.run_summary(run, config, started, conditions, trigger, dataset, trained, models,
+                                      time.perf_counter() - began)
         publish.write_summary(run.path, summary)
         report(run.path, production_summary, config)
-        summary["registry"] = register(config, ws, run.path)
-        summary["wall_seconds"] = time.perf_counter() - began
+        summary = publish.registered(summary, register(config, ws, run.path), time.perf_counter() - began)
         publish.write_summary(run.path, summary)
         final = run.publish()
     except BaseException:
@@ -214,21 +186,6 @@ def l1flow_pipeline(
         raise
     logger.info("run finished in %.0f s: %s", time.perf_counter() - began, final)
     return str(final / "summary.json")
-
-
-def _gate_entry(gate: dict[str, Any]) -> dict[str, Any]:
-    """The summary's view of one gate: source, events compared, differing output words."""
-    return {
-        "source": gate["source"],
-        "events": gate["compared_events"],
-        "mismatches": gate["mismatched_words"],
-        "mismatched_events": gate["mismatched_events"],
-        "passed": gate["passed"],
-        "events_per_s": gate["events_per_s"],
-        "failures": gate["failures"],
-        # clock cycles from input to output the RTL simulator saw (checked against the generator's)
-        "observed_latency_cycles": gate["observed_latency_cycles"],
-    }
 
 
 def run_pipeline(config_path: Path | str, overrides: list[str] | None = None,

@@ -17,25 +17,20 @@ emulator is exactly the one the run verified.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from l1flow.config import load_config
 from l1flow.data.layout import check_layout
 from l1flow.data.reader import read_events
 from l1flow.errors import BadInputError
 from l1flow.fileio import write_json_atomic
-from l1flow.firmware.fixed import OverflowCount, quantize, to_float
-from l1flow.firmware.nn_emulator import NNEmulator
-from l1flow.pipeline.firmware_steps import build_firmware
-from l1flow.runfolder import read_summary
-from l1flow.training.metrics import decision_agreement
+from l1flow.firmware.fixed import OverflowCount
+from l1flow.pipeline.firmware_steps import build_firmware, check_emulation
+from l1flow.records import read_summary
 from l1flow.training.model import TrainedModel
 from l1flow.training.plots import plot_residuals
-from l1flow.verify.fidelity import compare_outputs
 
 
 class CompareError(BadInputError):
@@ -62,7 +57,7 @@ class Comparison:
             ),
             f"  trigger decisions at {r['working_point_khz']} kHz (threshold {r['threshold']:.6g}): "
             f"{r['decision_agreement']:.6f} agree",
-            f"  emulation vs {csim['source']}: {csim['mismatches']} of {csim['events']} events differ",
+            f"  emulation vs {csim['source']}: {csim['mismatched_events']} of {csim['events']} events differ",
         ]
         layout = r["outside_layout"]
         outside = layout["features"]
@@ -106,12 +101,18 @@ def compare_run_model(
 ) -> Comparison:
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)
-    models = summary.get("models") or {}
+    models = summary.models
     if model_name not in models:
         raise CompareError(f"{run_dir}: no model {model_name!r}; the run has {', '.join(sorted(models)) or 'none'}")
     block = models[model_name]
+    if block.precision is None or block.firmware_hash is None or block.decision_threshold is None \
+            or "model" not in block.artifacts:
+        raise CompareError(
+            f"{run_dir / 'summary.json'}: model {model_name!r} has no precision, firmware hash, decision "
+            "threshold or model artifact; it was written before l1flow recorded them, so rerun the pipeline"
+        )
     config = load_config(run_dir / "config.yaml")
-    model = TrainedModel.load(run_dir / block["artifacts"]["model"])
+    model = TrainedModel.load(run_dir / block.artifacts["model"])
     sample = read_events(Path(data_file), mapping)
     if len(sample) == 0:
         raise CompareError(f"{data_file}: no events to compare")
@@ -121,48 +122,34 @@ def compare_run_model(
         raise CompareError(f"{data_file} does not fit model {model_name!r}: {exc}") from exc
 
     with tempfile.TemporaryDirectory(prefix="l1flow-compare-") as scratch:
-        firmware = build_firmware(config.firmware, model, block["precision"]["settings"], Path(scratch), None)
-        if firmware.firmware_hash != block["firmware_hash"]:
+        firmware = build_firmware(config.firmware, model, block.precision.settings, Path(scratch), None)
+        if firmware.firmware_hash != block.firmware_hash:
             raise CompareError(
                 f"the firmware rebuilt from {run_dir / 'config.yaml'} has hash {firmware.firmware_hash[:12]}, "
-                f"but the run verified {block['firmware_hash'][:12]}; the toolchain changed since the run"
+                f"but the run verified {block.firmware_hash[:12]}; the toolchain changed since the run"
             )
         input_overflow = OverflowCount()
-        words = quantize(x, firmware.input_type, input_overflow)
-        out_words = firmware.emulator.predict_words(words)
-        n_csim = min(csim_events, len(x))
-        csim_words = quantize(firmware.csim_predict(x[:n_csim]), firmware.output_type)
-    emulated = to_float(out_words, firmware.output_type)
-    software = model.software_outputs(x)
-    threshold = float(block["decision_threshold"])
-    overflow = [_overflow_row("input", "quantize", input_overflow)]
-    if isinstance(firmware.emulator, NNEmulator):
-        overflow += [
+        check = check_emulation(model, firmware, x, block.decision_threshold, csim_events, input_overflow)
+        overflow = [_overflow_row("input", "quantize", input_overflow)] + [
             {"layer": o.layer, "stage": o.stage, "values": o.values, "saturated_high": o.saturated_high,
              "saturated_low": o.saturated_low, "wrapped": o.wrapped, "overflowed": o.overflowed}
-            for o in firmware.emulator.overflow_report(words)
+            for o in firmware.layer_overflows(check.input_words)
         ]
     result = {
-        "run": summary.get("run_id"),
+        "run": summary.run_id,
         "model": model_name,
         "data_file": str(data_file),
-        "software_vs_emulation": compare_outputs(software, emulated).to_dict(),
-        "threshold": threshold,
+        "software_vs_emulation": asdict(check.fidelity),
+        "threshold": block.decision_threshold,
         "working_point_khz": config.trigger.working_point_khz,
-        "decision_agreement": decision_agreement(
-            model.score_from_firmware_outputs(x, software), model.score_from_firmware_outputs(x, emulated), threshold
-        ),
-        "emulation_vs_csim": {
-            "source": firmware.csim_label,
-            "events": n_csim,
-            "mismatches": int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1))),
-        },
+        "decision_agreement": check.decision_agreement,
+        "emulation_vs_csim": asdict(check.csim),
         "outside_layout": check_layout(sample.objects).to_dict(),
         "overflow": overflow,
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot = plot_residuals(model_name, software, emulated, out_dir / f"{model_name}_residuals.png")
+    plot = plot_residuals(model_name, check.software, check.emulated, out_dir / f"{model_name}_residuals.png")
     write_json_atomic(out_dir / f"{model_name}_compare.json", result)
     return Comparison(model_name, str(data_file), result, plot)
 

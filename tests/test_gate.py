@@ -75,7 +75,8 @@ def test_identical_result_passes(stimulus: VectorSet, tmp_path: Path) -> None:
     folder_report = compare_folders(tmp_path / "stimulus", tmp_path / "result")
     assert folder_report.passed
     summary = json.loads(json.dumps(folder_report.to_dict()))
-    assert (summary["passed"], summary["events"], summary["mismatches"], summary["failures"]) == (True, EVENTS, 0, [])
+    assert (summary["passed"], summary["events"], summary["mismatched_events"], summary["mismatched_words"],
+            summary["failures"]) == (True, EVENTS, 0, 0, [])
     assert "PASS" in folder_report.to_markdown() and folder_report.summary_line().startswith("PASS: 0 of 200")
 
 

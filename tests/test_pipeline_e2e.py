@@ -76,15 +76,15 @@ def test_default_pipeline_twice_with_conditions_change_then_rollback(tmp_path: P
     # The autoencoder: QKeras and the bit-exact emulation agree on every event.
     assert ae["software_vs_emulation"]["events"] == 120_000
     assert ae["software_vs_emulation"]["fraction_differing"] == 0.0
-    assert ae["emulation_vs_csim"]["mismatches"] == 0
+    assert ae["emulation_vs_csim"]["mismatched_events"] == 0
     assert ae["decision_agreement"] >= 0.999
     (rtl,) = [h for h in ae["emulation_vs_hardware"] if h["source"] == "verilator-da4ml"]
-    assert rtl["events"] == 100_000 and rtl["mismatches"] == 0
+    assert rtl["events"] == 100_000 and rtl["mismatched_words"] == 0
     # The BDT: conifer's VHDL in GHDL and, as Verilog, in Verilator, word for word.
     sources = {h["source"]: h for h in bdt["emulation_vs_hardware"]}
-    assert sources["ghdl"]["events"] == 1_000 and sources["ghdl"]["mismatches"] == 0
-    assert sources["verilator"]["events"] == 100_000 and sources["verilator"]["mismatches"] == 0
-    assert bdt["emulation_vs_csim"]["mismatches"] == 0
+    assert sources["ghdl"]["events"] == 1_000 and sources["ghdl"]["mismatched_words"] == 0
+    assert sources["verilator"]["events"] == 100_000 and sources["verilator"]["mismatched_words"] == 0
+    assert bdt["emulation_vs_csim"]["mismatched_events"] == 0
     assert bdt["decision_agreement"] >= 0.999
     for model in (ae, bdt):
         assert set(model["metrics"]["efficiency_at_rate"]) == set(first["dataset"]["classes"][1:])

@@ -6,8 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from l1flow.backends import FirmwareBuild
+from l1flow.backends.hls4ml import Hls4mlBackend
 from l1flow.config import load_config
-from l1flow.pipeline.firmware_steps import FirmwareBuild, check_synthesis_tool, synthesis_summary, synthesize
+from l1flow.pipeline.firmware_steps import (
+    check_synthesis_tool,
+    synthesis_records,
+    synthesize,
+)
+from l1flow.records import Latency
 from l1flow.synthesis.job import SynthesisError
 from l1flow.synthesis.reports import Resources, SynthesisReport
 from l1flow.toolchain import ToolMissingError
@@ -26,18 +33,16 @@ def _report(cycles: int, logic_depth: dict[str, int] | None = None) -> Synthesis
 
 
 def test_summary_has_the_keys_acceptance_budgets_read() -> None:
-    summary = synthesis_summary(_report(11, {"nn_stage0": 9, "nn_stage1": 12}))
-    resources = summary["resources"]
-    assert {k: resources[k] for k in ("LUT", "FF", "DSP", "BRAM")} == {"LUT": 1200, "FF": 300, "DSP": 0, "BRAM": 0}
-    assert resources["source"] == "yosys 0.23 (yosys)" and resources["utilisation"]["lut"] == pytest.approx(1200 / 1_182_240)
-    assert summary["latency"] == {
-        "cycles": 11, "ns": 55.0, "ii": 1, "source": "generator (job)",
-        "logic_depth": {"nn_stage0": 9, "nn_stage1": 12},
-    }
-    # combinational: no clocked latency, and yosys does not time logic, so no ns
-    assert synthesis_summary(_report(0))["latency"]["ns"] is None
-    assert synthesis_summary(_report(0))["latency"]["logic_depth"] is None  # no ltp figure, none claimed
-    assert synthesis_summary(None) == {"resources": None, "latency": None}
+    resources, latency = synthesis_records(_report(11, {"nn_stage0": 9, "nn_stage1": 12}))
+    assert resources is not None and resources.utilisation is not None
+    assert {k: resources.get(k) for k in ("LUT", "FF", "DSP", "BRAM")} == {"LUT": 1200, "FF": 300, "DSP": 0, "BRAM": 0}
+    assert resources.source == "yosys 0.23 (yosys)" and resources.utilisation["lut"] == pytest.approx(1200 / 1_182_240)
+    assert latency == Latency(
+        cycles=11, ns=55.0, ii=1, source="generator (job)", logic_depth={"nn_stage0": 9, "nn_stage1": 12}
+    )
+    # combinational: no clocked latency, and yosys does not time logic, so no ns; no ltp figure, none claimed
+    assert synthesis_records(_report(0))[1] == Latency(cycles=0, ns=None, ii=1, source="generator (job)")
+    assert synthesis_records(None) == (None, None)
 
 
 def test_a_missing_synthesis_tool_is_named_before_any_work() -> None:
@@ -50,9 +55,8 @@ def test_firmware_without_rtl_cannot_be_synthesized(tmp_path: Path) -> None:
     config = load_config(DEFAULT, [f"workspace={tmp_path}"])
     assert config.synthesis.runner == "yosys"
     firmware = FirmwareBuild(
-        model_name="ae", project_dir=tmp_path, firmware_hash="0", emulator=None,  # type: ignore[arg-type]
-        input_type=None, output_type=None, csim_predict=None, hardware=[],  # type: ignore[arg-type]
-        export_vectors=None,  # type: ignore[arg-type]
+        backend=Hls4mlBackend(), model_name="ae", project_dir=tmp_path, firmware_hash="0",
+        emulator=None, input_type=None, output_type=None, hardware=[], design=None, csim=None,  # type: ignore[arg-type]
     )
     with pytest.raises(SynthesisError, match="ae: none of its hardware sources .none built. has RTL for yosys"):
         synthesize(config, firmware, tmp_path / "synthesis")
@@ -125,4 +129,22 @@ def test_a_run_reports_yosys_resources_and_generator_latency(tmp_path: Path) -> 
     for model in (ae, bdt):
         assert (tmp_path / "work" / "cache" / "synthesis" / model["resources"]["job_hash"] / "report.json").is_file()
     # and both gates passed on the same RTL that was synthesized
-    assert all(g["mismatches"] == 0 for m in (ae, bdt) for g in m["emulation_vs_hardware"])
+    assert all(g["mismatched_words"] == 0 for m in (ae, bdt) for g in m["emulation_vs_hardware"])
+    assert summary["format"] == "l1flow-summary/2" and [r["version"] for r in summary["registry"]] == [1, 1]
+
+    # `l1flow compare` rebuilds each model's firmware through its backend and runs the pipeline's emulate path
+    from l1flow.compare import compare_run_model
+    from l1flow.conditions.payload import ConditionsPayload
+    from l1flow.data.generator import generate_events
+    from l1flow.data.hdf5 import write_hdf5
+
+    events = generate_events(ConditionsPayload(), 500, 50, seed=5)  # 50 of each signal class
+    data = write_hdf5(events, tmp_path / "events.h5")
+    for name, block in (("axol1tl_ae", ae), ("bdt", bdt)):
+        compared = compare_run_model(run_dir, name, data, tmp_path / "compare", csim_events=100).result
+        assert compared["software_vs_emulation"]["events"] == len(events) > 500
+        assert compared["emulation_vs_csim"] == {"source": block["emulation_vs_csim"]["source"], "events": 100,
+                                                 "mismatched_events": 0}
+        assert compared["threshold"] == block["decision_threshold"] and 0.9 < compared["decision_agreement"] <= 1.0
+        layers = {row["layer"] for row in compared["overflow"]}
+        assert "input" in layers and (len(layers) > 1) == (name == "axol1tl_ae")  # per-layer counts for the net

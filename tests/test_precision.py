@@ -8,19 +8,16 @@ import re
 import numpy as np
 import pytest
 
+from l1flow.backends.conifer import choose_conifer_precision
+from l1flow.backends.hls4ml import check_no_overflow, choose_hls4ml_precision
+from l1flow.backends.precision import PrecisionError
 from l1flow.conditions.payload import ConditionsPayload
 from l1flow.config import PipelineConfig
 from l1flow.data.generator import generate_events
 from l1flow.data.sample import EventSample
 from l1flow.firmware.fixed import FixedType
+from l1flow.firmware.hls4ml_project import convert_keras
 from l1flow.training.model import TrainedModel
-from l1flow.training.precision import (
-    PrecisionError,
-    _convert,
-    check_no_overflow,
-    choose_conifer_precision,
-    choose_hls4ml_precision,
-)
 from l1flow.training.specs import BDTClassifierSpec, DenseAESpec, DenseLayerSpec
 from l1flow.training.train import train_model
 
@@ -53,7 +50,7 @@ def bdt(sample: EventSample) -> TrainedModel:
 def test_hls4ml_types_never_overflow_and_agree(ae: TrainedModel, sample: EventSample, config: PipelineConfig) -> None:
     chosen = choose_hls4ml_precision(ae, sample, config)
     report = chosen.report
-    assert chosen.overrides == {}
+    assert chosen.settings == {"overrides": {}}
     assert report["overflow_counts"] and all(c["overflowed"] == 0 for c in report["overflow_counts"])
     assert report["agreement"]["identical_outputs"] == 1.0
     assert report["agreement"]["decision_agreement"] == 1.0
@@ -69,7 +66,8 @@ def test_overflow_check_catches_a_narrowed_accumulator(ae: TrainedModel, sample:
     from l1flow.firmware.netgraph import FirmwareNet
     from l1flow.firmware.nn_emulator import NNEmulator
 
-    net = FirmwareNet.from_hls_model(_convert(ae.firmware_model, "Vitis", "io_parallel", str(tmp_path)))
+    graph = convert_keras(ae.firmware_model, tmp_path, part="xcvu9p-flgb2104-2L-e", clock_period_ns=5.0, compile=False)
+    net = FirmwareNet.from_hls_model(graph)
     words = NNEmulator(net).quantize_inputs(ae.firmware_inputs(sample))
     assert all(c["overflowed"] == 0 for c in check_no_overflow("ae", NNEmulator(net), words))
     first = net.layers[0]
@@ -104,8 +102,10 @@ def test_conifer_precision_is_the_narrowest_meeting_the_targets(bdt: TrainedMode
                                                                  config: PipelineConfig) -> None:
     chosen = choose_conifer_precision(bdt, sample, config)
     report = chosen.report
-    assert chosen.input_precision == chosen.threshold_precision == chosen.score_precision
-    match = re.fullmatch(r"ap_fixed<(\d+),(\d+),AP_RND>", chosen.score_precision)
+    precision = chosen.settings["score_precision"]
+    assert chosen.settings == {"input_precision": precision, "threshold_precision": precision,
+                               "score_precision": precision}
+    match = re.fullmatch(r"ap_fixed<(\d+),(\d+),AP_RND>", precision)
     assert match
     width, integer = int(match[1]), int(match[2])
     largest_input = int(np.abs(bdt.firmware_inputs(sample)).max())
@@ -115,7 +115,7 @@ def test_conifer_precision_is_the_narrowest_meeting_the_targets(bdt: TrainedMode
     assert agreement["decision_agreement"] >= settings.decision_agreement_target
     assert agreement["within_max_score_deviation"] >= settings.output_agreement_target
     trials = report["trials"]
-    assert trials[-1]["precision"] == chosen.score_precision
+    assert trials[-1]["precision"] == precision
     if len(trials) > 1:  # one fractional bit fewer misses a target
         previous = trials[-2]
         assert (previous["decision_agreement"] < settings.decision_agreement_target

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from test_registry_runfolders import make_run_folder
 
+from l1flow.records import Conditions, Iov
 from l1flow.registry.bundle import BUNDLE_FILE, sha256_file
 from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
 from l1flow.registry.store import ModelRegistry, PromotionRefused, RegistryError
@@ -38,6 +39,12 @@ def workspace(tmp_path: Path, migrated_database: Path) -> Path:
     folder.mkdir()
     shutil.copy(migrated_database, folder / "mlflow.db")
     return folder
+
+
+def _production_version(registry: ModelRegistry, name: str, before_run: str | None = None) -> int | None:
+    baseline = registry.production_summary([name], before_run=before_run)
+    assert baseline is not None
+    return baseline.models[name].version
 
 
 def _cli(*argv: str) -> int:
@@ -80,7 +87,8 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
     assert "haa4b efficiency" in lineage["acceptance.reason"]
     summary = json.loads((second_dir / "summary.json").read_text())
     assert details.metrics["ae.efficiency_at_rate.haa4b"] == summary["models"]["ae"]["metrics"]["efficiency_at_rate"]["haa4b"]
-    assert details.metrics["ae.gate.verilator.mismatches"] == 0.0
+    assert details.metrics["ae.gate.verilator.mismatched_events"] == 0.0
+    assert details.metrics["ae.gate.verilator.mismatched_words"] == 0.0
     assert not any(key.startswith("bdt.") for key in details.metrics)
     run = registry.client.get_run(details.run_id)
     assert run.data.params["conditions.tag"] == "Calib_v2"
@@ -116,8 +124,8 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
     history = registry.production_history("ae")
     assert [(h["version"], h["action"]) for h in history] == [(1, "accepted"), (2, "forced")]
     # A report on run-2 compares with the production before it, not with itself.
-    assert registry.production_summary(["ae"])["models"]["ae"]["version"] == 2
-    assert registry.production_summary(["ae"], before_run="run-2")["models"]["ae"]["version"] == 1
+    assert _production_version(registry, "ae") == 2
+    assert _production_version(registry, "ae", before_run="run-2") == 1
 
     # Rollback restores the first version as production; there is nothing before it.
     assert _cli("models", "rollback", "ae", "--reason", "rate spike", "--workspace", ws) == 0
@@ -151,9 +159,9 @@ def test_two_runs_with_conditions_change_then_refuse_force_rollback(
     assert "nope version 3 is not in the registry" in capsys.readouterr().err
 
     previous = registry.production_summary(["ae", "bdt", "unknown"])
-    assert previous is not None and set(previous["models"]) == {"ae", "bdt"}
-    assert previous["models"]["ae"]["version"] == 1
-    assert previous["models"]["ae"]["conditions"] == {"tag": "Calib_v1", "iov": {"first_run": 390000, "last_run": None}}
+    assert previous is not None and set(previous.models) == {"ae", "bdt"}
+    assert previous.models["ae"].version == 1
+    assert previous.models["ae"].conditions == Conditions(tag="Calib_v1", iov=Iov(first_run=390000, last_run=None))
     page = render_report(second_dir, previous, CRITERIA, output=tmp_path / "r.html").read_text()
     assert "compared with <strong>production v1</strong> (trained for Calib_v1, runs 390000 – open)" in page
     assert registry.production_summary(["unknown"]) is None
@@ -199,8 +207,8 @@ def test_gate_and_budget_failures_block_production(tmp_path: Path, workspace: Pa
     assert fourth.promoted and fourth.version == 4
     assert "l1flow.summary" not in registry.client.get_model_version("ae", "4").tags
     assert "l1flow.summary" in registry.client.get_model_version("ae", "3").tags
-    assert len(registry.show("ae", 4).summary["emulation_vs_hardware"][0]["failures"]) == 12000
-    assert registry.production_summary(["ae"])["models"]["ae"]["version"] == 4
+    assert len(registry.show("ae", 4).summary.emulation_vs_hardware[0].failures) == 12000
+    assert _production_version(registry, "ae") == 4
 
 
 def test_fetch_bundle_byte_identical(tmp_path: Path, workspace: Path) -> None:

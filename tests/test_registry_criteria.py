@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
+from l1flow.records import GateEntry, Latency, Metrics, ModelRecord, Resources
 from l1flow.registry.criteria import (
     AcceptanceCriteria,
     CriteriaFileError,
@@ -16,16 +18,17 @@ from l1flow.registry.criteria import (
 )
 
 
-def _model(eff: dict[str, float], mismatches: int = 0, resources: Any = "default", latency: Any = "default") -> dict:
-    return {
-        "metrics": {"efficiency_at_rate": eff, "working_point_khz": 1.0},
-        "emulation_vs_hardware": [
-            {"source": "verilator", "events": 5000, "mismatches": mismatches, "passed": mismatches == 0},
-            {"source": "ghdl", "events": 5000, "mismatches": 0, "passed": True},
+def _model(eff: dict[str, float], mismatches: int = 0, resources: Any = "default", latency: Any = "default") -> ModelRecord:
+    """A model block whose failing events each differ in two words."""
+    return ModelRecord(
+        metrics=Metrics(efficiency_at_rate=eff, working_point_khz=1.0),
+        emulation_vs_hardware=[
+            GateEntry("verilator", 5000, mismatches, 2 * mismatches, mismatches == 0),
+            GateEntry("ghdl", 5000, 0, 0, True),
         ],
-        "resources": {"LUT": 5000, "FF": 2000, "DSP": 12, "BRAM": 0} if resources == "default" else resources,
-        "latency": {"cycles": 10, "ns": 50.0} if latency == "default" else latency,
-    }
+        resources=Resources(LUT=5000, FF=2000, DSP=12, BRAM=0) if resources == "default" else resources,
+        latency=Latency(cycles=10, ns=50.0) if latency == "default" else latency,
+    )
 
 
 def test_all_pass_without_production() -> None:
@@ -48,16 +51,15 @@ def test_physics_tolerance_per_signal() -> None:
     missing = evaluate_acceptance(_model({"haa4b": 0.35}), production, criteria)
     assert "htautau not measured" in missing.reason()
     moved = _model({"haa4b": 0.35, "htautau": 0.2})
-    moved["metrics"]["working_point_khz"] = 2.0
+    moved = replace(moved, metrics=Metrics(efficiency_at_rate=moved.metrics.efficiency_at_rate, working_point_khz=2.0))
     assert "not comparable" in evaluate_acceptance(moved, production, criteria).reason()
 
 
 def test_gate_failure_and_gate_not_run() -> None:
     verdict = evaluate_acceptance(_model({"haa4b": 0.3}, mismatches=1), None, AcceptanceCriteria())
     assert [f.name for f in verdict.failures] == ["bit_exact_gate"]
-    assert "verilator 1 of 5000 events differ" in verdict.reason()
-    never = _model({"haa4b": 0.3})
-    never["emulation_vs_hardware"] = []
+    assert "verilator 1 of 5000 events differ (2 words)" in verdict.reason()
+    never = replace(_model({"haa4b": 0.3}), emulation_vs_hardware=[])
     assert "no emulation-vs-hardware comparison" in evaluate_acceptance(never, None, AcceptanceCriteria()).reason()
     assert evaluate_acceptance(never, None, AcceptanceCriteria(require_bit_exact=False)).passed
 

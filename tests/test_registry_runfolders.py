@@ -19,6 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from l1flow.records import RunSummary, write_summary  # noqa: E402
+
 CROSSING_RATE_KHZ = 28_610.0
 SIGNALS = ("haa4b", "htautau")
 
@@ -181,5 +183,6 @@ def make_run_folder(
             for i, (name, kind) in enumerate(models)
         },
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    # Written as the pipeline writes it today (l1flow-summary/2), mapped from the older shape above.
+    write_summary(run_dir, RunSummary.from_dict(summary))
     return run_dir

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from test_registry_runfolders import make_run_folder
 
+from l1flow.records import Baseline, read_summary
 from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
 from l1flow.report import ReportError, render_report, report_artifacts
 
@@ -42,7 +43,7 @@ def _pair(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_report_is_self_contained_and_compares_with_production(tmp_path: Path) -> None:
     first, second = _pair(tmp_path)
-    previous = json.loads((first / "summary.json").read_text())
+    previous = Baseline.of_run(read_summary(first))
     criteria = AcceptanceCriteria(max_latency_ns=20.0, resources=ResourceBudget(LUT=60000))
     path = render_report(second, previous, criteria)
     assert path == second / "report.html"
@@ -61,7 +62,7 @@ def test_report_is_self_contained_and_compares_with_production(tmp_path: Path) -
     assert "url(" not in page
     # Numbers in the tables come from the summaries.
     now = json.loads((second / "summary.json").read_text())["models"]["ae"]["metrics"]["efficiency_at_rate"]
-    before = previous["models"]["ae"]["metrics"]["efficiency_at_rate"]
+    before = json.loads((first / "summary.json").read_text())["models"]["ae"]["metrics"]["efficiency_at_rate"]
     assert f"{now['haa4b'] - before['haa4b']:+.4f}" in page
     assert "verilator 4 of 2000 events differ" in page and "ghdl 4 of 2000 events differ" in page
     assert "<th>abs diff quantiles 0.99</th>" in page
@@ -113,7 +114,7 @@ def test_bad_summary_is_reported_and_writes_nothing(tmp_path: Path) -> None:
 
 def test_prefect_payloads_match_the_summary(tmp_path: Path) -> None:
     first, second = _pair(tmp_path)
-    previous = json.loads((first / "summary.json").read_text())
+    previous = Baseline.of_run(read_summary(first))
     report = render_report(second, previous)
     payload = report_artifacts(second, report, previous, AcceptanceCriteria(resources=ResourceBudget(LUT=60000)))
     assert re.fullmatch(r"[a-z0-9-]+", payload.key) and payload.key == "l1flow-report-axol1tl-like"
@@ -124,8 +125,11 @@ def test_prefect_payloads_match_the_summary(tmp_path: Path) -> None:
         metrics = summary["models"][row["model"]]["metrics"]
         assert row["auc"] == metrics["auc"][row["signal"]]
         assert row["efficiency_at_rate"] == metrics["efficiency_at_rate"][row["signal"]]
-        assert row["efficiency_previous"] == previous["models"][row["model"]]["metrics"]["efficiency_at_rate"][row["signal"]]
-        assert row["mismatches"] == 4 and row["gate"] == "failed" and row["accepted"] is False
+        previous_metrics = previous.models[row["model"]].record.metrics
+        assert previous_metrics is not None
+        assert row["efficiency_previous"] == previous_metrics.efficiency_at_rate[row["signal"]]
+        assert row["mismatched_events"] == 4 and row["mismatched_words"] == 4
+        assert row["gate"] == "failed" and row["accepted"] is False
         assert row["LUT"] == 70000 and row["latency_ns"] == 16.0
     assert set(payload.table[0]) == set(payload.table[-1])
     # Prefect's own models accept the keys and data (the flow publishes them with these).

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from test_registry_runfolders import make_run_folder
 
+from l1flow.records import Baseline, read_summary
 from l1flow.registry.criteria import AcceptanceCriteria, ResourceBudget
 from l1flow.report import render_report
 
@@ -185,7 +186,7 @@ def test_report_renders_in_chromium_with_images_and_clean_console(tmp_path: Path
     first = make_run_folder(tmp_path / "run1", run_id="run-1", seed=1, models=models)
     second = make_run_folder(tmp_path / "run2", run_id="run-2", seed=2, tag="Calib_v2", first_run=391500,
                              signal_shift=0.9, mismatches=2, models=models)
-    previous = json.loads((first / "summary.json").read_text())
+    previous = Baseline.of_run(read_summary(first))
     criteria = AcceptanceCriteria(max_latency_ns=50.0, resources=ResourceBudget(LUT=60000, FF=20000))
     report = render_report(second, previous, criteria)
 

@@ -36,14 +36,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     prefect_client_credential()
     from l1flow.flows.pipeline import run_pipeline
     from l1flow.pipeline.publish import registration_line
-    from l1flow.runfolder import read_summary
+    from l1flow.records import read_summary
 
     # The library reports each stage's progress on the "l1flow" logger; Prefect prints it.
     logging.getLogger("l1flow").setLevel(logging.INFO)
     summary_path = run_pipeline(args.config, overrides=args.set, workspace=workspace)
-    for entry in read_summary(summary_path).get("registry", []):
-        print(registration_line(entry["name"], entry["version"], entry.get("matched_existing", False),
-                                entry["promoted"], entry["verdict"]))
+    for entry in read_summary(summary_path).registry or []:
+        print(registration_line(entry.name, entry.version, entry.matched_existing, entry.promoted, entry.verdict))
     print(f"run folder: {summary_path.parent}")
     return 0
 

@@ -12,20 +12,20 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from l1flow.records import Baseline, read_summary
 from l1flow.registry.criteria import load_criteria
-from l1flow.runfolder import read_summary
 from l1flow.settings import settings
 
 
-def _previous(args: argparse.Namespace, run_dir: Path) -> dict[str, Any] | None:
+def _previous(args: argparse.Namespace, run_dir: Path) -> Baseline | None:
     if args.previous:
-        return read_summary(Path(args.previous))
+        return Baseline.of_run(read_summary(Path(args.previous)))
     if args.workspace or args.tracking_uri:
         from l1flow.registry.store import ModelRegistry
 
         summary = read_summary(run_dir)
         registry = ModelRegistry(workspace=Path(args.workspace or settings().workspace), tracking_uri=args.tracking_uri)
-        return registry.production_summary(list(summary.get("models") or {}), before_run=summary.get("run_id"))
+        return registry.production_summary(list(summary.models), before_run=summary.run_id)
     return None
 
 

@@ -49,7 +49,7 @@ from l1flow.firmware.vectors import (
     VectorFormatError,
     VectorSet,
 )
-from l1flow.runfolder import SummaryError, read_summary
+from l1flow.records import ModelRecord, read_summary
 from l1flow.templates import template_path
 from l1flow.toolchain import ap_types_include, require_executable
 
@@ -143,23 +143,19 @@ def parse_model_reference(text: str) -> tuple[str, str, str]:
 def source_from_run(run_dir: Path, name: str) -> EmulatorSource:
     """The firmware and vectors of model `name` in a pipeline run folder (its registered version)."""
     run_dir = Path(run_dir)
-    try:
-        summary = read_summary(run_dir)
-    except SummaryError as error:
-        raise BadInputError(str(error)) from error
-    models = summary.get("models") or {}
-    if name not in models:
+    summary = read_summary(run_dir)
+    if name not in summary.models:
         raise BadInputError(
-            f"{run_dir / 'summary.json'} has no model {name!r}; its models are {sorted(models) or 'none'}"
+            f"{run_dir / 'summary.json'} has no model {name!r}; its models are {sorted(summary.models) or 'none'}"
         )
-    block = models[name]
-    versions = {str(entry.get("name")): entry.get("version") for entry in summary.get("registry") or []}
-    if not isinstance(versions.get(name), int):
+    block = summary.models[name]
+    versions = {entry.name: entry.version for entry in summary.registry or []}
+    if name not in versions:
         raise BadInputError(
             f"{run_dir / 'summary.json'}: model {name!r} has no registry version (no 'registry' entry for it); "
             "export a registered run, or the registry version as NAME/VERSION"
         )
-    artifacts = block.get("artifacts") or {}
+    artifacts = block.artifacts
     for key in ("firmware", "vectors"):
         if not artifacts.get(key):
             raise BadInputError(f"{run_dir / 'summary.json'}: models.{name}.artifacts.{key} is missing")
@@ -169,13 +165,13 @@ def source_from_run(run_dir: Path, name: str) -> EmulatorSource:
     )
 
 
-def source_from_bundle(name: str, version: int, bundle_dir: Path, block: dict[str, Any], origin: str) -> EmulatorSource:
+def source_from_bundle(name: str, version: int, bundle_dir: Path, block: ModelRecord, origin: str) -> EmulatorSource:
     """The firmware and vectors of a registry version's extracted firmware bundle."""
     return _source(name, version, Path(bundle_dir) / "firmware", Path(bundle_dir) / "vectors", block, origin)
 
 
 def _source(
-    name: str, version: int, firmware_dir: Path, vectors_root: Path, block: dict[str, Any], origin: str
+    name: str, version: int, firmware_dir: Path, vectors_root: Path, block: ModelRecord, origin: str
 ) -> EmulatorSource:
     if (firmware_dir / "hls4ml" / "firmware").is_dir():
         kind, project = "hls4ml", firmware_dir / "hls4ml"
@@ -187,7 +183,7 @@ def _source(
             "(conifer_cpp/); point at the firmware folder the pipeline wrote for the model"
         )
     vectors_dir, vectors = _gate_vectors(vectors_root)
-    firmware_hash = str(block.get("firmware_hash") or "")
+    firmware_hash = block.firmware_hash or ""
     vector_hash = str(vectors.model.get("firmware_hash") or "")
     if firmware_hash and vector_hash and firmware_hash != vector_hash:
         raise BadInputError(
@@ -195,8 +191,8 @@ def _source(
             f"is {firmware_hash}; the vectors belong to another version"
         )
     identity = {
-        "run_id": str(block.get("run_id") or vectors.model.get("run_id") or ""),
-        "weights_hash": str(block.get("weights_hash") or ""),
+        "run_id": str(block.run_id or vectors.model.get("run_id") or ""),
+        "weights_hash": block.weights_hash or "",
         "firmware_hash": firmware_hash or vector_hash,
         "origin": origin,
     }

@@ -191,7 +191,7 @@ def export_vectors(
     model_info: dict[str, Any],
     folder: Path | str,
 ) -> VectorSet:
-    """Save a BDT's input and output words as a test-vector folder; return the set.
+    """Save a BDT's input and output words as a test-vector folder (docs/formats.md); return the set.
 
     Ports: ``x`` (the input type, ``n_features`` words) and ``score`` (the
     output type, ``n_outputs`` words). ``model_info`` (e.g. name and version)

@@ -90,12 +90,15 @@ def convert_xgboost(
     part: str,
     clock_period_ns: float,
     project_name: str = "my_prj",
+    compile: bool = True,
 ) -> Any:
     """Convert an xgboost Booster (or XGBClassifier/XGBRegressor) into a written,
     compiled conifer model in `output_dir` (replaced if it exists).
 
     Returns the conifer model (``decision_function`` ready for the cpp and
-    xilinxhls backends; for vhdl the GHDL libraries are analysed).
+    xilinxhls backends; for vhdl the GHDL libraries are analysed). With
+    ``compile=False`` the model is only converted (its trees and types, for a
+    precision search) and nothing is written.
     """
     import conifer  # heavy import, only when a project is made
     import xgboost
@@ -116,6 +119,14 @@ def convert_xgboost(
     threshold_p = _check_precision("threshold_precision", threshold_precision)
     score_p = _check_precision("score_precision", score_precision)
     _check_backend_precisions(backend, input_p, threshold_p, score_p)
+    if not compile:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        with _inside(Path(output_dir)):  # conifer's converter helper folders land in the working directory
+            return conifer.converters.convert_from_xgboost(booster, {
+                "Backend": backend, "OutputDir": str(output_dir), "ProjectName": project_name,
+                "InputPrecision": input_p, "ThresholdPrecision": threshold_p, "ScorePrecision": score_p,
+                "XilinxPart": part, "ClockPeriod": clock_period_ns,
+            })
     if backend == "vhdl":
         from l1flow.toolchain import require_executable
 

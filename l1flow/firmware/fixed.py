@@ -1,8 +1,8 @@
 """ap_fixed / ap_ufixed / ap_int / ap_uint arithmetic on int64 numpy arrays.
 
 A value of ``ap_fixed<W,I,Q,O>`` is held as its raw word, the two's complement
-integer ``value * 2**(W-I)`` in int64: emulation and hardware are compared on
-these words, never on printed decimals. Conversions reproduce the
+integer ``value * 2**(W-I)`` in int64 (docs/formats.md, "Words"): emulation and
+hardware are compared on these words, never on printed decimals. Conversions reproduce the
 assignment operator of Xilinx's ``ap_fixed_base.h`` (the copy shipped in
 hls4ml): the dropped fraction bits are rounded with the *destination's*
 quantization mode, then the *destination's* overflow mode applies to the

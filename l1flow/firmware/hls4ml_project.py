@@ -133,10 +133,13 @@ def convert_keras(
     io_type: str = "io_parallel",
     precision_overrides: dict[str, dict[str, str]] | None = None,
     project_name: str = "myproject",
+    compile: bool = True,
 ) -> Any:
     """Convert a QKeras model with ``bit_exact=True``, write and compile the project.
 
     Returns the compiled hls4ml ``ModelGraph`` (``predict`` runs the C++).
+    With ``compile=False`` only the graph is made (its types, for a precision
+    check), and nothing is written.
     """
     import hls4ml
 
@@ -153,8 +156,9 @@ def convert_keras(
         clock_period=clock_period_ns,
         bit_exact=True,
     )
-    require_executable("g++", "compiling the hls4ml C++ emulation library", "Install g++ (Debian: build-essential).")
-    hls_model.compile()
+    if compile:
+        require_executable("g++", "compiling the hls4ml C++ emulation library", "Install g++ (Debian: build-essential).")
+        hls_model.compile()
     return hls_model
 
 

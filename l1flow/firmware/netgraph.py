@@ -390,7 +390,7 @@ def export_vectors(
     folder: Path | str,
     source: str = "emulator",
 ) -> VectorSet:
-    """Save input and output words of `net` as a test-vector folder (format: :mod:`l1flow.firmware.vectors`).
+    """Save input and output words of `net` as a test-vector folder (docs/formats.md, "Test vectors").
 
     Port types are the C++ spellings of the graph's types; words outside a
     port's type are refused before anything is written.

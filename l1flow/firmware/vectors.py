@@ -1,7 +1,8 @@
 """Test vectors: raw fixed-point words exchanged between emulation and hardware.
 
-One folder per vector set; every producer of hardware results (RTL simulator,
-vendor co-simulation, board capture) writes this same format::
+One folder per vector set (every field in docs/formats.md, "Test vectors"); every
+producer of hardware results (RTL simulator, vendor co-simulation, board capture)
+writes this same format::
 
     meta.json     format, model identity, ports (name, type, shape, in order),
                   number of events, sha256 of every data file, content hash

@@ -27,7 +27,7 @@ one transaction per call of the top function (one event), holding the
 port's raw bits as ``sc_bv::to_string(SC_HEX)`` (``0x`` and hex digits,
 possibly with a leading 0). A packed port holds element 0 in its low bits.
 
-Board capture (``l1flow-board-capture/1``), a text file defined here::
+Board capture (``l1flow-board-capture/1``, docs/formats.md "Board capture"), a text file defined here::
 
     # l1flow-board-capture/1 inputs=57 outputs=1
     # free comments
@@ -40,7 +40,7 @@ two's complement bits of its port type in hex with exactly ceil(width/4)
 digits (``ffff`` is -1 for a 16-bit signed type; a sign or another digit
 count is refused, as it contradicts the declared type). Capture firmware
 writes it by reading its link buffers; a result folder in the test-vector
-format (:mod:`l1flow.firmware.vectors`) is accepted as well.
+format (docs/formats.md) is accepted as well.
 """
 
 from __future__ import annotations

@@ -1,38 +1,37 @@
 """Pipeline stages from a trained model to verified firmware.
 
-Each model becomes a :class:`FirmwareBuild`: its firmware project (hls4ml or
-conifer), a compiled C-simulation, the fast bit-exact emulator read from that
-project, and the hardware sources that can produce words for it. The stages
-below treat neural nets and BDTs alike through it.
+Each model becomes a :class:`~l1flow.backends.FirmwareBuild`, made by the
+backend of its framework (:mod:`l1flow.backends`: hls4ml or conifer): its
+firmware project, a compiled C-simulation, the fast bit-exact emulator read
+from that project, and the hardware sources that can produce words for it.
+The stages below treat neural nets and BDTs alike through it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from l1flow.backends import FirmwareBuild, FirmwarePrecision, backend_for
 from l1flow.config import FirmwareConfig, PipelineConfig
 from l1flow.data.layout import check_layout
-from l1flow.firmware import bdt_emulator, netgraph
-from l1flow.firmware.bdt_emulator import BDTEmulator
-from l1flow.firmware.conifer_project import convert_xgboost
-from l1flow.firmware.fixed import FixedType, quantize, to_float
-from l1flow.firmware.forest import FirmwareForest
-from l1flow.firmware.hls4ml_project import convert_keras
-from l1flow.firmware.netgraph import FirmwareNet
-from l1flow.firmware.nn_emulator import NNEmulator
+from l1flow.firmware.fixed import OverflowCount, quantize, to_float
 from l1flow.firmware.vectors import VectorSet
-from l1flow.hardware.base import HardwareSource
-from l1flow.hardware.da4ml_rtl import Da4mlRTLSource, latency_cutoff_for_clock
-from l1flow.hardware.ghdl import GHDLSource
-from l1flow.hardware.verilator_bdt import VerilatorBDTSource
 from l1flow.pipeline.data_steps import Dataset
+from l1flow.records import (
+    CsimEntry,
+    EmulationEntry,
+    FidelityEntry,
+    GateEntry,
+    Latency,
+    Resources,
+    parse,
+)
 from l1flow.synthesis import runner_for
 from l1flow.synthesis.job import SynthesisError
 from l1flow.synthesis.reports import SynthesisReport
@@ -40,58 +39,15 @@ from l1flow.toolchain import require_executable, yosys_command
 from l1flow.training.metrics import decision_agreement, threshold_at_rate
 from l1flow.training.model import TrainedModel
 from l1flow.training.plots import plot_residuals
-from l1flow.training.precision import choose_conifer_precision, choose_hls4ml_precision
 from l1flow.verify.fidelity import compare_outputs
 from l1flow.verify.gate import compare
 
 log = logging.getLogger("l1flow")
 
 
-@dataclass
-class FirmwareBuild:
-    """One model's firmware: project, emulator, C-sim and hardware sources."""
-
-    model_name: str
-    project_dir: Path
-    firmware_hash: str
-    emulator: NNEmulator | BDTEmulator
-    input_type: FixedType
-    output_type: FixedType
-    csim_predict: Callable[[np.ndarray], np.ndarray]  # real inputs -> real outputs
-    hardware: list[HardwareSource]
-    export_vectors: Callable[[np.ndarray, np.ndarray, dict[str, Any], Path], VectorSet]
-    csim_label: str = "C-sim"
-
-
-@dataclass(frozen=True)
-class FirmwarePrecision:
-    """The settings a firmware project is built with, and how they were chosen.
-
-    ``settings`` is all `build_firmware` needs to rebuild the same firmware:
-    hls4ml precision overrides per layer, or conifer's precision strings.
-    """
-
-    settings: dict[str, Any]
-    report: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"settings": self.settings, "report": self.report}
-
-
 def choose_precision(config: PipelineConfig, model: TrainedModel, dataset: Dataset) -> FirmwarePrecision:
-    """Firmware types chosen from the training sample (l1flow.training.precision)."""
-    if model.framework == "qkeras":
-        hls = choose_hls4ml_precision(model, dataset.train, config)
-        return FirmwarePrecision({"overrides": hls.overrides}, hls.report)
-    bdt = choose_conifer_precision(model, dataset.train, config)
-    return FirmwarePrecision(
-        {
-            "input_precision": bdt.input_precision,
-            "threshold_precision": bdt.threshold_precision,
-            "score_precision": bdt.score_precision,
-        },
-        bdt.report,
-    )
+    """Firmware types chosen from the training sample by the model's backend."""
+    return backend_for(model.framework).choose_precision(model, dataset.train, config)
 
 
 def build_firmware(
@@ -106,55 +62,60 @@ def build_firmware(
     With an `rtl_cache` (where Verilator builds are kept by content hash) the
     build also carries its hardware sources; without, only emulation and C-sim.
     """
-    if model.framework == "qkeras":
-        hls_model = convert_keras(
-            model.firmware_model,
-            folder / "hls4ml",
-            part=firmware.part,
-            clock_period_ns=firmware.clock_period_ns,
-            backend=firmware.hls_backend,
-            io_type=firmware.io_type,
-            precision_overrides=settings["overrides"],
-        )
-        net = FirmwareNet.from_hls_model(hls_model)
-        # pipelined to the configured clock, one event per clock, as the firmware would run
-        rtl = Da4mlRTLSource(
-            net, folder / "da4ml_rtl", latency_cutoff=latency_cutoff_for_clock(firmware.clock_period_ns),
-            cache_dir=rtl_cache,
-        )
-        return FirmwareBuild(
-            model_name=model.name,
-            project_dir=folder / "hls4ml",
-            firmware_hash=net.content_hash(),
-            emulator=NNEmulator(net),
-            input_type=net.input.type,
-            output_type=net.output.type,
-            csim_predict=lambda x: np.asarray(hls_model.predict(np.ascontiguousarray(x))).reshape(len(x), -1),
-            hardware=[] if rtl_cache is None else [rtl],
-            export_vectors=lambda i, o, info, path: netgraph.export_vectors(net, i, o, info, path),
-            csim_label="hls4ml C-sim",
-        )
-    common = dict(settings, part=firmware.part, clock_period_ns=firmware.clock_period_ns)
-    csim_model = convert_xgboost(model.firmware_model, folder / "conifer_cpp", backend="cpp", **common)
-    hardware: list[HardwareSource] = []
-    if rtl_cache is not None:
-        convert_xgboost(model.firmware_model, folder / "conifer_vhdl", backend="vhdl", **common)
-        hardware = [
-            VerilatorBDTSource(folder / "conifer_vhdl", cache_dir=rtl_cache),
-            GHDLSource(folder / "conifer_vhdl"),
-        ]
-    forest = FirmwareForest.from_conifer(csim_model)
-    return FirmwareBuild(
-        model_name=model.name,
-        project_dir=folder / "conifer_cpp",
-        firmware_hash=forest.content_hash(),
-        emulator=BDTEmulator(forest),
-        input_type=forest.input_type,
-        output_type=forest.norm_type,
-        csim_predict=lambda x: np.asarray(csim_model.decision_function(x)).reshape(len(x), -1),
-        hardware=hardware,
-        export_vectors=lambda i, o, info, path: bdt_emulator.export_vectors(forest, i, o, info, path),
-        csim_label="conifer cpp C-sim",
+    return backend_for(model.framework).build(firmware, model, settings, folder, rtl_cache)
+
+
+@dataclass
+class EmulationCheck:
+    """The fast emulator on some events, against software and the C-sim: one path for the pipeline and compare."""
+
+    input_words: np.ndarray
+    output_words: np.ndarray
+    software: np.ndarray  # real outputs of the software model
+    emulated: np.ndarray  # real values of the emulated output words
+    seconds: float
+    fidelity: FidelityEntry
+    decision_agreement: float
+    csim: CsimEntry
+
+
+def check_emulation(
+    model: TrainedModel,
+    firmware: FirmwareBuild,
+    x: np.ndarray,
+    threshold: float,
+    csim_events: int,
+    input_overflow: OverflowCount | None = None,
+) -> EmulationCheck:
+    """Emulate ``x`` (the firmware's real inputs); compare with software and, on the first events, the C-sim.
+
+    ``threshold`` is the working point's score threshold for the decision
+    agreement; ``input_overflow``, when given, counts inputs the input cast saturates or wraps.
+    """
+    words = firmware.emulator.quantize_inputs(x)
+    if input_overflow is not None:
+        quantize(x, firmware.input_type, input_overflow)
+    began = time.perf_counter()
+    out_words = firmware.emulator.predict_words(words)
+    seconds = time.perf_counter() - began
+    emulated = to_float(out_words, firmware.output_type)
+    software = model.software_outputs(x)
+    fidelity = compare_outputs(software, emulated)
+    agreement = decision_agreement(
+        model.score_from_firmware_outputs(x, software), model.score_from_firmware_outputs(x, emulated), threshold
+    )
+    n_csim = min(csim_events, len(x))
+    csim_words = quantize(firmware.csim_predict(x[:n_csim]), firmware.output_type)
+    csim_mismatches = int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1)))
+    return EmulationCheck(
+        input_words=words,
+        output_words=out_words,
+        software=software,
+        emulated=emulated,
+        seconds=seconds,
+        fidelity=parse(FidelityEntry, fidelity.to_dict(), f"{model.name} software vs emulation"),
+        decision_agreement=float(agreement),
+        csim=CsimEntry(source=firmware.csim_label, events=n_csim, mismatched_events=csim_mismatches),
     )
 
 
@@ -164,7 +125,13 @@ class EmulationResult:
 
     input_words: np.ndarray
     output_words: np.ndarray
-    summary: dict[str, Any] = field(default_factory=dict)
+    software_vs_emulation: FidelityEntry
+    decision_agreement: float
+    decision_threshold: float
+    emulation: EmulationEntry
+    emulation_vs_csim: CsimEntry
+    #: per feature, emulation inputs outside the physical layout (saturated or wrapped by the hardware units)
+    outside_layout: dict[str, Any] = field(default_factory=dict)
     plots: dict[str, str] = field(default_factory=dict)  # relative to the run folder
 
 
@@ -180,52 +147,36 @@ def emulate(
     - emulation vs C-sim: output words on a subset (`verify.csim_events`).
     """
     x = model.firmware_inputs(dataset.emulation)
-    words = firmware.emulator.quantize_inputs(x)
-    began = time.perf_counter()
-    out_words = firmware.emulator.predict_words(words)
-    seconds = time.perf_counter() - began
-    emulated = to_float(out_words, firmware.output_type)
-    software = model.software_outputs(x)
-    fidelity = compare_outputs(software, emulated)
-
     test_x = model.firmware_inputs(dataset.test)
     test_scores = model.score_from_firmware_outputs(test_x, model.software_outputs(test_x))
     background = test_scores[~dataset.test.is_signal()]
     threshold = threshold_at_rate(background, config.trigger.working_point_khz, config.trigger.crossing_rate_mhz)
-    agreement = decision_agreement(
-        model.score_from_firmware_outputs(x, software), model.score_from_firmware_outputs(x, emulated), threshold
-    )
-
-    n_csim = min(config.verify.csim_events, len(x))
-    csim_words = quantize(firmware.csim_predict(x[:n_csim]), firmware.output_type)
-    csim_mismatches = int(np.count_nonzero(np.any(csim_words != out_words[:n_csim], axis=1)))
-    log.info(
-        "%s: emulated %d events at %.0f events/s; software vs emulation: %.4g%% of events differ; "
-        "decision agreement %.5f; %s vs emulation: %d of %d events differ",
-        model.name, len(x), len(x) / seconds, 100 * fidelity.fraction_differing, agreement,
-        firmware.csim_label, csim_mismatches, n_csim,
-    )
+    check = check_emulation(model, firmware, x, threshold, config.verify.csim_events)
     layout = check_layout(dataset.emulation.objects)
     if layout.events_outside:
         log.warning(
             "%s: %d of %d emulation events hold inputs outside the physical layout (saturated or wrapped by the "
             "hardware units): %s", model.name, layout.events_outside, layout.events, "; ".join(layout.lines()),
         )
-    summary = {
-        "software_vs_emulation": fidelity.to_dict(),
-        "outside_layout": layout.to_dict(),
-        "decision_agreement": agreement,
-        "decision_threshold": threshold,
-        "emulation": {"events": len(x), "events_per_s": len(x) / seconds},
-        "emulation_vs_csim": {
-            "source": firmware.csim_label,
-            "events": n_csim,
-            "mismatches": csim_mismatches,
-        },
-    }
-    residuals = plot_residuals(model.name, software, emulated, run_dir / "plots" / f"{model.name}_residuals.png")
+    log.info(
+        "%s: emulated %d events at %.0f events/s; software vs emulation: %.4g%% of events differ; "
+        "decision agreement %.5f; %s vs emulation: %d of %d events differ",
+        model.name, len(x), len(x) / check.seconds, 100 * check.fidelity.fraction_differing,
+        check.decision_agreement, firmware.csim_label, check.csim.mismatched_events, check.csim.events,
+    )
+    residuals = plot_residuals(
+        model.name, check.software, check.emulated, run_dir / "plots" / f"{model.name}_residuals.png"
+    )
     return EmulationResult(
-        words, out_words, summary, {"residuals": str(residuals.relative_to(run_dir))}
+        input_words=check.input_words,
+        output_words=check.output_words,
+        software_vs_emulation=check.fidelity,
+        decision_agreement=check.decision_agreement,
+        decision_threshold=float(threshold),
+        emulation=EmulationEntry(events=len(x), events_per_s=len(x) / check.seconds),
+        emulation_vs_csim=check.csim,
+        outside_layout=layout.to_dict(),
+        plots={"residuals": str(residuals.relative_to(run_dir))},
     )
 
 
@@ -242,7 +193,7 @@ def verify_hardware(
     emulation: EmulationResult,
     run_dir: Path,
     version: dict[str, Any],
-) -> list[dict[str, Any]]:
+) -> list[GateEntry]:
     """Simulate every hardware source on the emulation sample and gate it against emulation.
 
     Fast sources (Verilator) see `verify.hardware_events`; GHDL, at a few
@@ -250,7 +201,7 @@ def verify_hardware(
     :func:`write_hardware`.
     """
     vectors_dir = run_dir / "vectors" / model.name
-    reports: list[dict[str, Any]] = []
+    reports: list[GateEntry] = []
     stimuli: dict[int, VectorSet] = {}
     for source in firmware.hardware:
         limit = config.verify.ghdl_events if source.source == "ghdl" else config.verify.hardware_events
@@ -268,10 +219,7 @@ def verify_hardware(
         report = compare(stimulus, result)
         log.info("%s: %s", model.name, report.summary_line())
         (vectors_dir / f"gate_{source.source}_{n}.md").write_text(report.to_markdown())
-        reports.append({
-            **report.to_dict(), "source": source.source, "events_per_s": n / seconds,
-            "observed_latency_cycles": source.measured_latency_cycles,
-        })
+        reports.append(report.entry(source.source, n / seconds, source.measured_latency_cycles))
     return reports
 
 
@@ -307,27 +255,26 @@ def synthesize(config: PipelineConfig, firmware: FirmwareBuild, results_dir: Pat
     )
 
 
-def synthesis_summary(report: SynthesisReport | None) -> dict[str, Any]:
-    """The summary's ``resources`` and ``latency`` (the keys acceptance budgets read); null when not run."""
+def synthesis_records(report: SynthesisReport | None) -> tuple[Resources | None, Latency | None]:
+    """The summary's ``resources`` and ``latency`` (what acceptance budgets read); None when not run."""
     if report is None:
-        return {"resources": None, "latency": None}
+        return None, None
     r = report.resources
     cycles = report.latency_max_cycles
-    return {
-        "resources": {
-            "LUT": r.lut, "FF": r.ff, "DSP": r.dsp, "BRAM": r.bram_18k, "carry": r.carry,
-            "source": " ".join(filter(None, (report.tool, report.tool_version))) + f" ({report.resource_stage})",
-            "part": report.part,
-            "utilisation": report.utilisation(),
-            "job_hash": report.job_hash,
-        },
-        "latency": {
-            "cycles": cycles,
-            # a combinational design has no clocked latency, and yosys does no timing
-            "ns": report.latency_max_ns if cycles else None,
-            "ii": report.ii_max,
-            "source": report.latency_source,
-            # cells on the longest register-to-register path of each pipeline stage (or of the whole top)
-            "logic_depth": report.logic_depth or None,
-        },
-    }
+    resources = Resources(
+        LUT=r.lut, FF=r.ff, DSP=r.dsp, BRAM=r.bram_18k, carry=r.carry,
+        source=" ".join(filter(None, (report.tool, report.tool_version))) + f" ({report.resource_stage})",
+        part=report.part,
+        utilisation=report.utilisation(),
+        job_hash=report.job_hash,
+    )
+    latency = Latency(
+        cycles=cycles,
+        # a combinational design has no clocked latency, and yosys does no timing
+        ns=report.latency_max_ns if cycles else None,
+        ii=report.ii_max,
+        source=report.latency_source,
+        # cells on the longest register-to-register path of each pipeline stage (or of the whole top)
+        logic_depth=report.logic_depth or None,
+    )
+    return resources, latency

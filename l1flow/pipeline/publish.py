@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from l1flow import records
+from l1flow.backends import FirmwareBuild, FirmwarePrecision
 from l1flow.config import PipelineConfig
-from l1flow.fileio import write_json_atomic
-from l1flow.pipeline.data_steps import Dataset
-from l1flow.pipeline.workspace import Workspace
+from l1flow.pipeline.data_steps import ConditionsSnapshot, Dataset
+from l1flow.pipeline.firmware_steps import (
+    EmulationResult,
+    synthesis_records,
+)
+from l1flow.pipeline.workspace import RunFolder, Workspace
+from l1flow.records import (
+    Conditions,
+    DatasetRecord,
+    GateEntry,
+    Metrics,
+    ModelRecord,
+    Physics,
+    Precision,
+    RegistryEntry,
+    RunSummary,
+    parse,
+)
 from l1flow.registry.store import ModelRegistry, RegisteredVersion
+from l1flow.synthesis.reports import SynthesisReport
+from l1flow.toolchain import tool_versions
 from l1flow.training import plots
 from l1flow.training.metrics import compare_with_previous, trigger_metrics
 from l1flow.training.model import TrainedModel
@@ -32,17 +52,17 @@ def production_models(registry: ModelRegistry, workspace: Workspace, names: list
     """
     found: dict[str, Path] = {}
     production = registry.production_summary(names)
-    for name, block in ((production or {}).get("models") or {}).items():
-        run_id = block.get("run_id")
-        relative = (block.get("artifacts") or {}).get("model")
-        folder = workspace.runs / str(run_id) / str(relative) if run_id and relative else None
+    for name, block in ({} if production is None else production.models).items():
+        run_id = block.record.run_id
+        relative = block.record.artifacts.get("model")
+        folder = workspace.runs / run_id / relative if run_id and relative else None
         if folder is not None and folder.exists():
             found[name] = folder
         else:
             log.warning(
                 "production version %s of %s: its trained model is not in %s; "
                 "no warm start or side-by-side comparison for it",
-                block.get("version"), name, workspace.runs,
+                block.version, name, workspace.runs,
             )
     return found
 
@@ -53,7 +73,7 @@ def physics(
     dataset: Dataset,
     run_dir: Path,
     previous: TrainedModel | None,
-) -> dict[str, Any]:
+) -> Physics:
     """AUC and efficiency at the working point on the test sample, next to production's; plots."""
     trigger = config.trigger
     test = dataset.test
@@ -77,12 +97,14 @@ def physics(
         crossing_rate_mhz=trigger.crossing_rate_mhz,
         working_point_khz=trigger.working_point_khz,
     )
-    return {
-        "metrics": metrics,
-        "previous_production": previous_metrics,
-        "comparison": compare_with_previous(metrics, previous_metrics),
-        "plots": {key: str(Path(path).relative_to(run_dir)) for key, path in files.items()},
-    }
+    return Physics(
+        metrics=parse(Metrics, metrics, f"{model.name} metrics"),
+        previous_production=None if previous_metrics is None else parse(
+            Metrics, previous_metrics, f"{model.name} production metrics"
+        ),
+        comparison=compare_with_previous(metrics, previous_metrics),
+        plots={key: str(Path(path).relative_to(run_dir)) for key, path in files.items()},
+    )
 
 
 def save_model(model: TrainedModel, run_dir: Path) -> str:
@@ -97,10 +119,89 @@ def save_config(config: PipelineConfig, run_dir: Path) -> None:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
 
-def write_summary(run_dir: Path, summary: dict[str, Any]) -> Path:
-    path = run_dir / "summary.json"
-    write_json_atomic(path, summary)
-    return path
+def model_record(
+    model: TrainedModel,
+    firmware: FirmwareBuild,
+    precision: FirmwarePrecision,
+    emulation: EmulationResult,
+    gates: list[GateEntry],
+    physics_result: Physics,
+    run_dir: Path,
+    run_id: str,
+) -> ModelRecord:
+    """One model's block of the summary; saves the trained model into the run folder.
+
+    Resources and latency are added by :func:`with_synthesis` when synthesis ends.
+    """
+    return ModelRecord(
+        kind=model.kind,
+        run_id=run_id,
+        weights_hash=model.weights_hash(),
+        firmware_hash=firmware.firmware_hash,
+        train_seconds=model.train_seconds,
+        precision=Precision(settings=precision.settings, report=precision.report),
+        software_vs_emulation=emulation.software_vs_emulation,
+        decision_agreement=emulation.decision_agreement,
+        decision_threshold=emulation.decision_threshold,
+        emulation=emulation.emulation,
+        emulation_vs_csim=emulation.emulation_vs_csim,
+        outside_layout=emulation.outside_layout,
+        emulation_vs_hardware=gates,
+        metrics=physics_result.metrics,
+        previous_production=physics_result.previous_production,
+        comparison=physics_result.comparison,
+        plots={**physics_result.plots, **emulation.plots},
+        artifacts={
+            "model": save_model(model, run_dir),
+            "firmware": str(firmware.project_dir.parent.relative_to(run_dir)),
+            "vectors": f"vectors/{model.name}",
+        },
+    )
+
+
+def with_synthesis(record: ModelRecord, report: SynthesisReport | None) -> ModelRecord:
+    """The model's block with the synthesis results (null when synthesis did not run)."""
+    resources, latency = synthesis_records(report)
+    return replace(record, resources=resources, latency=latency)
+
+
+def run_summary(
+    run: RunFolder,
+    config: PipelineConfig,
+    started: str,
+    conditions: ConditionsSnapshot,
+    trigger: dict[str, Any] | None,
+    dataset: Dataset,
+    trained: dict[str, TrainedModel],
+    models: dict[str, ModelRecord],
+    wall_seconds: float,
+) -> RunSummary:
+    """The run's summary before registration (``registry`` null)."""
+    snapshot = conditions.to_dict()
+    described = dataset.describe()
+    return RunSummary(
+        run_id=run.run_id,
+        config_name=config.name,
+        config_hash=config.content_hash(),
+        started=started,
+        conditions=parse(Conditions, {**snapshot, "trigger": trigger or {"reason": "run by hand"}}, "conditions"),
+        dataset=parse(DatasetRecord, described, "dataset"),
+        tool_versions=tool_versions(),
+        train_seconds=sum(m.train_seconds for m in trained.values()),
+        wall_seconds=wall_seconds,
+        models=models,
+        registry=None,
+    )
+
+
+def registered(summary: RunSummary, versions: list[RegistryEntry], wall_seconds: float) -> RunSummary:
+    """The summary once the run's versions are registered."""
+    return replace(summary, registry=versions, wall_seconds=wall_seconds)
+
+
+def write_summary(run_dir: Path, summary: RunSummary) -> Path:
+    """``run_dir/summary.json``, checked before it is written (l1flow.records)."""
+    return records.write_summary(run_dir, summary)
 
 
 def register(
@@ -121,3 +222,12 @@ def registration_line(name: str, version: int, matched: bool, promoted: bool, ve
                 "no new version registered")
     outcome = "promoted to production" if promoted else f"stays candidate ({verdict})"
     return f"{name}: registered version {version}, {outcome}"
+
+
+def registry_entries(versions: list[RegisteredVersion]) -> list[RegistryEntry]:
+    """The summary's view of the registered versions."""
+    return [
+        RegistryEntry(name=v.name, version=v.version, promoted=v.promoted, verdict=v.verdict.reason(),
+                      matched_existing=v.matched)
+        for v in versions
+    ]

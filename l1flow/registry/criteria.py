@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from l1flow.errors import BadInputError
+from l1flow.records import Metrics, ModelRecord
 
 RESOURCE_KINDS = ("LUT", "FF", "DSP", "BRAM")
 
@@ -108,37 +108,40 @@ class AcceptanceVerdict(BaseModel):
         return "; ".join(f"{r.name}: {r.detail}" for r in self.failures)
 
 
-def gate_verdict(model: dict[str, Any]) -> tuple[bool | None, str]:
+def gate_verdict(model: ModelRecord) -> tuple[bool | None, str]:
     """Whether the bit-exact gate passed: True, False, or None when never run."""
-    comparisons = model.get("emulation_vs_hardware") or []
+    comparisons = model.emulation_vs_hardware
     if not comparisons:
         return None, "no emulation-vs-hardware comparison was run"
-    failed = [c for c in comparisons if not c.get("passed", False)]
+    failed = [c for c in comparisons if not c.passed]
     if failed:
-        parts = [f"{c.get('source', '?')} {c.get('mismatches', '?')} of {c.get('events', '?')} events differ" for c in failed]
+        parts = [
+            f"{c.source} {c.mismatched_events} of {c.events} events differ ({c.mismatched_words} words)"
+            for c in failed
+        ]
         return False, "bit-exact gate failed: " + ", ".join(parts)
-    parts = [f"{c.get('source', '?')} 0 of {c.get('events', '?')}" for c in comparisons]
+    parts = [f"{c.source} 0 of {c.events} events" for c in comparisons]
     return True, "bit-exact on " + ", ".join(parts)
 
 
-def _check_gate(model: dict[str, Any]) -> CriterionResult:
+def _check_gate(model: ModelRecord) -> CriterionResult:
     passed, detail = gate_verdict(model)
     return CriterionResult(name="bit_exact_gate", passed=bool(passed), detail=detail)
 
 
 def _check_physics(
-    model: dict[str, Any], production: dict[str, Any] | None, tolerance: float
+    model: ModelRecord, production: ModelRecord | None, tolerance: float
 ) -> CriterionResult:
     if production is None:
         return CriterionResult(name="physics", passed=True, detail="no production version to compare against")
-    metrics = model.get("metrics") or {}
-    reference = production.get("metrics") or {}
-    ref_eff: dict[str, float] = reference.get("efficiency_at_rate") or {}
-    new_eff: dict[str, float] = metrics.get("efficiency_at_rate") or {}
+    metrics = model.metrics or Metrics()
+    reference = production.metrics or Metrics()
+    ref_eff = reference.efficiency_at_rate
+    new_eff = metrics.efficiency_at_rate
     if not ref_eff:
         return CriterionResult(name="physics", passed=True, detail="production has no efficiency at rate to compare")
-    ref_wp = reference.get("working_point_khz")
-    new_wp = metrics.get("working_point_khz")
+    ref_wp = reference.working_point_khz
+    new_wp = metrics.working_point_khz
     if ref_wp is not None and new_wp is not None and abs(float(ref_wp) - float(new_wp)) > 1e-9:
         return CriterionResult(
             name="physics",
@@ -147,7 +150,7 @@ def _check_physics(
         )
     problems: list[str] = []
     for signal, ref in sorted(ref_eff.items()):
-        if signal not in new_eff or new_eff[signal] is None:
+        if signal not in new_eff:
             problems.append(f"{signal} not measured (production {ref:.4f})")
             continue
         drop = float(ref) - float(new_eff[signal])
@@ -160,12 +163,12 @@ def _check_physics(
     )
 
 
-def _check_latency(model: dict[str, Any], criteria: AcceptanceCriteria) -> CriterionResult:
+def _check_latency(model: ModelRecord, criteria: AcceptanceCriteria) -> CriterionResult:
     budgets = {"ns": criteria.max_latency_ns, "cycles": criteria.max_latency_cycles}
-    limits = {unit: limit for unit, limit in budgets.items() if limit is not None}
+    limits: dict[str, float] = {unit: limit for unit, limit in budgets.items() if limit is not None}
     if not limits:
         return CriterionResult(name="latency", passed=True, detail="no latency budget set")
-    latency = model.get("latency")
+    latency = model.latency
     problems: list[str] = []
     for unit, limit in limits.items():
         value = None if latency is None else latency.get(unit)
@@ -179,26 +182,26 @@ def _check_latency(model: dict[str, Any], criteria: AcceptanceCriteria) -> Crite
     return CriterionResult(name="latency", passed=True, detail="within budget")
 
 
-def _check_resources(model: dict[str, Any], criteria: AcceptanceCriteria) -> CriterionResult:
+def _check_resources(model: ModelRecord, criteria: AcceptanceCriteria) -> CriterionResult:
     limits = criteria.resources.limits()
     if not limits:
         return CriterionResult(name="resources", passed=True, detail="no resource budget set")
-    resources = model.get("resources")
+    resources = model.resources
     problems: list[str] = []
     for kind, limit in limits.items():
         value = None if resources is None else resources.get(kind)
         if value is None:
             if not criteria.allow_unmeasured:
                 problems.append(f"{kind} not measured (budget {limit})")
-        elif int(value) > limit:
-            problems.append(f"{kind} {value} over budget {limit}")
+        elif value > limit:
+            problems.append(f"{kind} {value:g} over budget {limit}")
     if problems:
         return CriterionResult(name="resources", passed=False, detail="; ".join(problems))
     return CriterionResult(name="resources", passed=True, detail="within budget")
 
 
 def evaluate_acceptance(
-    model: dict[str, Any], production: dict[str, Any] | None, criteria: AcceptanceCriteria
+    model: ModelRecord, production: ModelRecord | None, criteria: AcceptanceCriteria
 ) -> AcceptanceVerdict:
     """Check one model block of summary.json against the criteria.
 

@@ -21,6 +21,7 @@ forced or not, is appended to an audit log tag.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import logging
@@ -37,9 +38,30 @@ from typing import Any
 
 from l1flow.auth import registry_credential
 from l1flow.errors import BadInputError, VerificationFailed
-from l1flow.registry.bundle import BUNDLE_FILE, BundleError, safe_extract, sha256_file, write_bundle
-from l1flow.registry.criteria import AcceptanceCriteria, AcceptanceVerdict, evaluate_acceptance, gate_verdict
-from l1flow.runfolder import SummaryError, read_summary
+from l1flow.records import (
+    Baseline,
+    BaselineModel,
+    Conditions,
+    Iov,
+    ModelRecord,
+    RunSummary,
+    model_from_dict,
+    model_to_dict,
+    read_summary,
+)
+from l1flow.registry.bundle import (
+    BUNDLE_FILE,
+    BundleError,
+    safe_extract,
+    sha256_file,
+    write_bundle,
+)
+from l1flow.registry.criteria import (
+    AcceptanceCriteria,
+    AcceptanceVerdict,
+    evaluate_acceptance,
+    gate_verdict,
+)
 from l1flow.settings import settings
 
 # Progress bars would garble CLI output and logs; the user can still turn them on.
@@ -133,7 +155,7 @@ class VersionDetails:
     aliases: list[str]
     lineage: dict[str, str]
     metrics: dict[str, float]
-    summary: dict[str, Any] = field(repr=False)
+    summary: ModelRecord = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -164,77 +186,86 @@ def _text(value: object, limit: int = 6000) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    return None
-
-
-def model_metrics(name: str, model: dict[str, Any]) -> dict[str, float]:
+def model_metrics(name: str, model: ModelRecord) -> dict[str, float]:
     """Flatten one model block of summary.json into MLflow metric names."""
     out: dict[str, float] = {}
-    metrics = model.get("metrics") or {}
-    for group in ("auc", "efficiency_at_rate"):
-        for signal, value in (metrics.get(group) or {}).items():
-            if (number := _number(value)) is not None:
-                out[_key(name, group, signal)] = number
-    for scalar in ("threshold", "working_point_khz"):
-        if (number := _number(metrics.get(scalar))) is not None:
-            out[_key(name, scalar)] = number
-    fidelity = model.get("software_vs_emulation") or {}
-    for item in ("max_abs_diff", "fraction_differing", "events"):
-        if (number := _number(fidelity.get(item))) is not None:
-            out[_key(name, "software_vs_emulation", item)] = number
-    if (number := _number(model.get("decision_agreement"))) is not None:
-        out[_key(name, "decision_agreement")] = number
-    for comparison in model.get("emulation_vs_hardware") or []:
-        source = comparison.get("source", "unknown")
-        for item in ("events", "mismatches"):
-            if (number := _number(comparison.get(item))) is not None:
-                out[_key(name, "gate", source, item)] = number
-    for kind, value in (model.get("resources") or {}).items():
-        if (number := _number(value)) is not None:
-            out[_key(name, "resources", kind)] = number
-    for unit, value in (model.get("latency") or {}).items():
-        if (number := _number(value)) is not None:
-            out[_key(name, "latency", unit)] = number
+    metrics = model.metrics
+    if metrics is not None:
+        for group, values in (("auc", metrics.auc), ("efficiency_at_rate", metrics.efficiency_at_rate)):
+            for signal, value in values.items():
+                out[_key(name, group, signal)] = float(value)
+        for scalar, number in (("threshold", metrics.threshold), ("working_point_khz", metrics.working_point_khz)):
+            if number is not None:
+                out[_key(name, scalar)] = float(number)
+    fidelity = model.software_vs_emulation
+    if fidelity is not None:
+        for item, number in (("max_abs_diff", fidelity.max_abs_diff),
+                             ("fraction_differing", fidelity.fraction_differing), ("events", fidelity.events)):
+            out[_key(name, "software_vs_emulation", item)] = float(number)
+    if model.decision_agreement is not None:
+        out[_key(name, "decision_agreement")] = float(model.decision_agreement)
+    for gate in model.emulation_vs_hardware:
+        for item, count in (("events", gate.events), ("mismatched_events", gate.mismatched_events),
+                            ("mismatched_words", gate.mismatched_words)):
+            out[_key(name, "gate", gate.source, item)] = float(count)
+    if model.resources is not None:
+        for kind in ("LUT", "FF", "DSP", "BRAM", "carry"):
+            if (amount := model.resources.get(kind)) is not None:
+                out[_key(name, "resources", kind)] = float(amount)
+    if model.latency is not None:
+        for unit in ("cycles", "ns", "ii"):
+            if (measured := model.latency.get(unit)) is not None:
+                out[_key(name, "latency", unit)] = float(measured)
     return out
 
 
-def lineage_tags(summary: dict[str, Any], name: str, model: dict[str, Any]) -> dict[str, str]:
+def _iov_tags(conditions: Conditions | None) -> tuple[str, str]:
+    iov = conditions.iov if conditions is not None else None
+    first = "" if iov is None else str(iov.first_run)
+    last = "open" if iov is None or iov.last_run is None else str(iov.last_run)
+    return first, last
+
+
+def _trigger(conditions: Conditions | None) -> dict[str, Any]:
+    return (conditions.trigger if conditions is not None else None) or {}
+
+
+def lineage_tags(summary: RunSummary, name: str, model: ModelRecord) -> dict[str, str]:
     """The lineage of one model version as `l1flow.*` tags (all strings)."""
-    conditions = summary.get("conditions") or {}
-    iov = conditions.get("iov") or {}
-    trigger = conditions.get("trigger") or {}
-    dataset = summary.get("dataset") or {}
+    conditions = summary.conditions
+    first, last = _iov_tags(conditions)
+    trigger = _trigger(conditions)
     tags: dict[str, str] = {
-        TAG + "pipeline_run": str(summary.get("run_id", "")),
-        TAG + "kind": str(model.get("kind", "")),
-        TAG + "conditions.tag": str(conditions.get("tag", "")),
-        TAG + "conditions.iov.first_run": str(iov.get("first_run", "")),
-        TAG + "conditions.iov.last_run": "open" if iov.get("last_run") is None else str(iov["last_run"]),
+        TAG + "pipeline_run": summary.run_id or "",
+        TAG + "kind": model.kind or "",
+        TAG + "conditions.tag": (conditions.tag if conditions is not None else None) or "",
+        TAG + "conditions.iov.first_run": first,
+        TAG + "conditions.iov.last_run": last,
         # The same interval in one readable value, e.g. "[390000, open]".
-        TAG + "conditions.iov": f"[{iov.get('first_run', '?')}, {'open' if iov.get('last_run') is None else iov['last_run']}]",
+        TAG + "conditions.iov": f"[{first or '?'}, {last}]",
         TAG + "conditions.trigger.retrain": str(trigger.get("retrain", "")),
         TAG + "conditions.trigger.reason": _text(trigger.get("reason", "")),
-        TAG + "dataset.hash": str(dataset.get("hash", "")),
-        TAG + "config.name": str(summary.get("config_name", "")),
-        TAG + "config.hash": str(summary.get("config_hash", "")),
-        TAG + "weights.hash": str(model.get("weights_hash", "")),
-        TAG + "firmware.hash": str(model.get("firmware_hash", "")),
+        TAG + "dataset.hash": (summary.dataset.hash if summary.dataset is not None else None) or "",
+        TAG + "config.name": summary.config_name or "",
+        TAG + "config.hash": summary.config_hash or "",
+        TAG + "weights.hash": model.weights_hash or "",
+        TAG + "firmware.hash": model.firmware_hash or "",
     }
-    for tool, version in (summary.get("tool_versions") or {}).items():
+    for tool, version in summary.tool_versions.items():
         tags[TAG + "tool." + _key(tool)] = str(version)
     passed, detail = gate_verdict(model)
     tags[TAG + "gate.verdict"] = {True: "passed", False: "failed", None: "not run"}[passed]
     tags[TAG + "gate.detail"] = _text(detail)
-    resources = model.get("resources")
-    tags[TAG + "synthesis.report"] = "not measured" if not resources else _text(resources)
-    latency = model.get("latency")
-    tags[TAG + "latency"] = "not measured" if not latency else _text(latency)
+    resources = model.resources
+    tags[TAG + "synthesis.report"] = "not measured" if resources is None else _text(_present(resources))
+    latency = model.latency
+    tags[TAG + "latency"] = "not measured" if latency is None else _text(_present(latency))
     return tags
+
+
+def _present(record: Any) -> dict[str, Any]:
+    """A record's measured values (nulls left out), for a one-line tag."""
+    return {key: value for key, value in dataclasses.asdict(record).items() if value is not None}
 
 
 class ModelRegistry:
@@ -315,9 +346,9 @@ class ModelRegistry:
         run_dir = Path(run_dir)
         try:
             summary = read_summary(run_dir)
-        except SummaryError as error:
+        except BadInputError as error:
             raise RegistryError(str(error)) from error
-        models: dict[str, dict[str, Any]] = summary.get("models") or {}
+        models = summary.models
         if not models:
             raise RegistryError(f"{run_dir / 'summary.json'} lists no models; nothing to register")
         with tempfile.TemporaryDirectory(prefix="l1flow-bundles-") as scratch:
@@ -336,7 +367,7 @@ class ModelRegistry:
                     for name, model in models.items()
                 ]
 
-    def _identical_version(self, summary: dict[str, Any], name: str, model: dict[str, Any]) -> Any | None:
+    def _identical_version(self, summary: RunSummary, name: str, model: ModelRecord) -> Any | None:
         """The newest existing version of ``name`` with the same weights, firmware and conditions, or None."""
         wanted = {key: value for key, value in lineage_tags(summary, name, model).items() if key in IDENTITY_TAGS}
         if not all(wanted.values()):
@@ -349,7 +380,7 @@ class ModelRegistry:
         return max(same, key=lambda v: int(v.version)) if same else None
 
     def _matched(
-        self, summary: dict[str, Any], name: str, model: dict[str, Any], existing: Any, criteria: AcceptanceCriteria
+        self, summary: RunSummary, name: str, model: ModelRecord, existing: Any, criteria: AcceptanceCriteria
     ) -> RegisteredVersion:
         version = int(existing.version)
         log.info(
@@ -360,15 +391,14 @@ class ModelRegistry:
         return RegisteredVersion(name=name, version=version, run_id=existing.run_id, verdict=verdict,
                                  promoted=False, matched=True)
 
-    def _log_run(self, run_dir: Path, summary: dict[str, Any], bundles: dict[str, Any]) -> str:
-        conditions = summary.get("conditions") or {}
+    def _log_run(self, run_dir: Path, summary: RunSummary, bundles: dict[str, Any]) -> str:
         run = self.client.create_run(
             self.experiment_id,
-            run_name=str(summary.get("run_id", "")) or None,
+            run_name=summary.run_id or None,
             tags={
-                TAG + "pipeline_run": str(summary.get("run_id", "")),
-                TAG + "config.name": str(summary.get("config_name", "")),
-                TAG + "conditions.tag": str(conditions.get("tag", "")),
+                TAG + "pipeline_run": summary.run_id or "",
+                TAG + "config.name": summary.config_name or "",
+                TAG + "conditions.tag": (summary.conditions.tag if summary.conditions else None) or "",
             },
         )
         run_id = run.info.run_id
@@ -377,11 +407,11 @@ class ModelRegistry:
             self.client.log_artifact(run_id, str(run_dir / "summary.json"))
             if (run_dir / REPORT_FILE).is_file():
                 self.client.log_artifact(run_id, str(run_dir / REPORT_FILE))
-            for name, model in (summary.get("models") or {}).items():
-                for plot in (model.get("plots") or {}).values():
+            for name, model in summary.models.items():
+                for plot in model.plots.values():
                     if (run_dir / plot).is_file():
                         self.client.log_artifact(run_id, str(run_dir / plot), f"plots/{_key(name)}")
-                model_path = (model.get("artifacts") or {}).get("model")
+                model_path = model.artifacts.get("model")
                 if model_path and (run_dir / model_path).is_dir():
                     self.client.log_artifacts(run_id, str(run_dir / model_path), f"models/{_key(name)}")
                 elif model_path and (run_dir / model_path).is_file():
@@ -393,31 +423,31 @@ class ModelRegistry:
         self.client.set_terminated(run_id)
         return run_id
 
-    def _log_values(self, run_id: str, summary: dict[str, Any]) -> None:
-        conditions = summary.get("conditions") or {}
-        iov = conditions.get("iov") or {}
-        trigger = conditions.get("trigger") or {}
-        dataset = summary.get("dataset") or {}
-        params = {
-            "config_name": summary.get("config_name", ""),
-            "config_hash": summary.get("config_hash", ""),
-            "conditions.tag": conditions.get("tag", ""),
-            "conditions.iov.first_run": iov.get("first_run", ""),
-            "conditions.iov.last_run": "open" if iov.get("last_run") is None else iov["last_run"],
+    def _log_values(self, run_id: str, summary: RunSummary) -> None:
+        conditions = summary.conditions
+        first, last = _iov_tags(conditions)
+        trigger = _trigger(conditions)
+        dataset = summary.dataset
+        params: dict[str, Any] = {
+            "config_name": summary.config_name or "",
+            "config_hash": summary.config_hash or "",
+            "conditions.tag": (conditions.tag if conditions is not None else None) or "",
+            "conditions.iov.first_run": first,
+            "conditions.iov.last_run": last,
             "conditions.trigger.retrain": trigger.get("retrain", ""),
             "conditions.trigger.reason": trigger.get("reason", ""),
-            "dataset.hash": dataset.get("hash", ""),
+            "dataset.hash": (dataset.hash if dataset is not None else None) or "",
         }
-        for key, value in (dataset.get("events") or {}).items():
+        for key, value in (dataset.events if dataset is not None else {}).items():
             params[_key("dataset.events", key)] = value
-        for tool, version in (summary.get("tool_versions") or {}).items():
+        for tool, version in summary.tool_versions.items():
             params[_key("tool", tool)] = version
         param_list = [Param(_key(k), _text(str(v))) for k, v in params.items()]
         metrics: dict[str, float] = {}
-        for scalar in ("wall_seconds", "train_seconds"):
-            if (number := _number(summary.get(scalar))) is not None:
-                metrics[scalar] = number
-        for name, model in (summary.get("models") or {}).items():
+        for scalar, number in (("wall_seconds", summary.wall_seconds), ("train_seconds", summary.train_seconds)):
+            if number is not None:
+                metrics[scalar] = float(number)
+        for name, model in summary.models.items():
             metrics.update(model_metrics(name, model))
         stamp = int(datetime.now(UTC).timestamp() * 1000)
         metric_list = [Metric(k, v, stamp, 0) for k, v in metrics.items()]
@@ -428,9 +458,9 @@ class ModelRegistry:
 
     def _register(
         self,
-        summary: dict[str, Any],
+        summary: RunSummary,
         name: str,
-        model: dict[str, Any],
+        model: ModelRecord,
         run_id: str,
         bundle_sha: str,
         criteria: AcceptanceCriteria,
@@ -441,7 +471,7 @@ class ModelRegistry:
         except MlflowException:
             try:
                 self.client.create_registered_model(
-                    name, description=f"l1flow model '{name}' ({model.get('kind', 'unknown kind')})"
+                    name, description=f"l1flow model '{name}' ({model.kind or 'unknown kind'})"
                 )
             except MlflowException as error:
                 # Another machine on a shared server created it between our two calls.
@@ -450,7 +480,7 @@ class ModelRegistry:
         production = self._production_model_block(name)
         verdict = evaluate_acceptance(model, production, criteria)
         tags = lineage_tags(summary, name, model)
-        block = json.dumps(model, sort_keys=True)
+        block = json.dumps(model_to_dict(model), sort_keys=True)
         if len(block) <= _SUMMARY_TAG_LIMIT:
             tags[SUMMARY_TAG] = block
         tags.update(
@@ -463,7 +493,7 @@ class ModelRegistry:
             }
         )
         run = self.client.get_run(run_id)
-        has_model = bool((model.get("artifacts") or {}).get("model"))
+        has_model = bool(model.artifacts.get("model"))
         source = f"{run.info.artifact_uri}/{'models' if has_model else 'bundles'}/{_key(name)}"
         created = self.client.create_model_version(name, source=source, run_id=run_id, tags=tags)
         version = int(created.version)
@@ -489,22 +519,22 @@ class ModelRegistry:
         except MlflowException:
             return None
 
-    def _production_model_block(self, name: str) -> dict[str, Any] | None:
+    def _production_model_block(self, name: str) -> ModelRecord | None:
         version = self._alias_version(name, PRODUCTION)
         if version is None:
             return None
         return self._summary_of(name, version)
 
-    def _summary_of(self, name: str, version: int) -> dict[str, Any]:
+    def _summary_of(self, name: str, version: int) -> ModelRecord:
         """The model's block of summary.json as registered (from its tag, or the run's summary.json)."""
         record = self._model_version(name, version)
         if SUMMARY_TAG in record.tags:
-            return json.loads(record.tags[SUMMARY_TAG])
+            return model_from_dict(json.loads(record.tags[SUMMARY_TAG]), f"{name} version {version} tag {SUMMARY_TAG}")
         if BUNDLE_SHA_TAG not in record.tags:
             raise RegistryError(f"{name} version {version} was not registered by l1flow (no '{TAG}*' lineage tags)")
         with tempfile.TemporaryDirectory(prefix="l1flow-summary-") as scratch:
             path = Path(self.client.download_artifacts(record.run_id, "summary.json", scratch))
-            models = json.loads(path.read_text()).get("models") or {}
+            models = read_summary(path).models
         if name not in models:
             raise RegistryError(f"the summary.json of run {record.run_id} has no block for model {name}")
         return models[name]
@@ -690,8 +720,8 @@ class ModelRegistry:
         """Every move of `production` (promotions, forced promotions, rollbacks), oldest first."""
         return self._history(name, LOG_TAG)
 
-    def production_summary(self, names: list[str], before_run: str | None = None) -> dict[str, Any] | None:
-        """A summary.json-shaped dict of the production versions of `names`.
+    def production_summary(self, names: list[str], before_run: str | None = None) -> Baseline | None:
+        """The production versions of `names`, as the baseline a new run is compared with.
 
         This is what :func:`l1flow.report.render_report` compares a new run to;
         None when none of the models has a production version yet. With
@@ -699,7 +729,7 @@ class ModelRegistry:
         skipped in favour of the production version before it, so a run that
         was already promoted is compared with its predecessor, not itself.
         """
-        models: dict[str, Any] = {}
+        models: dict[str, BaselineModel] = {}
         for name in names:
             try:
                 current = self._alias_version(name, PRODUCTION)
@@ -711,21 +741,14 @@ class ModelRegistry:
                 if before_run is None or record.tags.get(TAG + "pipeline_run") != before_run:
                     models[name] = self._previous_block(name, version, record.tags)
                     break
-        return {"label": "production", "models": models} if models else None
+        return Baseline(label="production", models=models) if models else None
 
-    def _previous_block(self, name: str, version: int, tags: dict[str, str]) -> dict[str, Any]:
-        block = dict(self._summary_of(name, version))
-        block["version"] = version
+    def _previous_block(self, name: str, version: int, tags: dict[str, str]) -> BaselineModel:
         last_run = tags.get(TAG + "conditions.iov.last_run", "open")
         first_run = tags.get(TAG + "conditions.iov.first_run", "")
-        block["conditions"] = {
-            "tag": tags.get(TAG + "conditions.tag", ""),
-            "iov": {
-                "first_run": int(first_run) if first_run.isdigit() else first_run,
-                "last_run": int(last_run) if last_run.isdigit() else None,
-            },
-        }
-        return block
+        iov = Iov(int(first_run), int(last_run) if last_run.isdigit() else None) if first_run.isdigit() else None
+        conditions = Conditions(tag=tags.get(TAG + "conditions.tag", ""), iov=iov)
+        return BaselineModel(self._summary_of(name, version), version, conditions)
 
     def fetch(self, name: str, version: int | str, dest: Path) -> FetchedBundle:
         """Download a version's firmware bundle into `dest`, check its sha256, extract it safely.
@@ -804,6 +827,6 @@ class ModelRegistry:
         return FetchedBundle(archive=archive, folder=folder, sha256=actual, files=files)
 
 
-def _bundle_entries(model: dict[str, Any]) -> dict[str, str]:
+def _bundle_entries(model: ModelRecord) -> dict[str, str]:
     """The artifacts that go into the firmware bundle: everything but the trained model."""
-    return {key: path for key, path in (model.get("artifacts") or {}).items() if key != "model" and path}
+    return {key: path for key, path in model.artifacts.items() if key != "model" and path}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from l1flow.records import Baseline
 from l1flow.registry.criteria import AcceptanceCriteria
 from l1flow.report.content import NOT_MEASURED, RunReport, fmt, read_run_report
 
@@ -71,12 +72,14 @@ def _rows(report: RunReport) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for m in report.models:
         budgets = {b.quantity: b.value for b in m.budget_rows}
-        mismatches = sum(int(g.mismatches or 0) for g in m.gate_rows) if m.gate_rows else None
+        mismatched_events = sum(g.mismatched_events for g in m.gate_rows) if m.gate_rows else None
+        mismatched_words = sum(g.mismatched_words for g in m.gate_rows) if m.gate_rows else None
         common = {
             "model": m.name,
             "kind": m.kind,
             "gate": m.gate_verdict,
-            "mismatches": mismatches,
+            "mismatched_events": mismatched_events,
+            "mismatched_words": mismatched_words,
             "accepted": None if m.verdict is None else m.verdict.passed,
             "LUT": budgets.get("LUT"),
             "latency_ns": budgets.get("latency (ns)"),
@@ -93,7 +96,7 @@ def _rows(report: RunReport) -> list[dict[str, Any]]:
 def report_artifacts(
     run_dir: Path,
     report_path: Path,
-    previous_production: dict[str, Any] | None = None,
+    previous_production: Baseline | None = None,
     criteria: AcceptanceCriteria | None = None,
 ) -> ReportArtifacts:
     """The markdown, table and link a flow publishes for one run's report."""

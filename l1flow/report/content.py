@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from l1flow.errors import BadInputError
+from l1flow.records import (
+    Baseline,
+    Conditions,
+    FidelityEntry,
+    Iov,
+    Metrics,
+    ModelRecord,
+    read_summary,
+)
 from l1flow.registry.criteria import (
     RESOURCE_KINDS,
     AcceptanceCriteria,
@@ -22,9 +31,9 @@ from l1flow.registry.criteria import (
     gate_verdict,
 )
 from l1flow.report.charts import comparison_chart
-from l1flow.runfolder import SummaryError, read_summary
 
 NOT_MEASURED = "not measured"
+_GATE_COLUMNS = ("source", "events", "mismatched_events", "mismatched_words", "passed")
 _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif"}
 _MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".jpg": b"\xff\xd8", ".jpeg": b"\xff\xd8", ".gif": b"GIF8"}
 
@@ -73,8 +82,9 @@ class SignalRow:
 @dataclass(frozen=True)
 class GateRow:
     source: str
-    events: int | None
-    mismatches: int | None
+    events: int
+    mismatched_events: int
+    mismatched_words: int
     passed: bool
     details: str
 
@@ -161,11 +171,10 @@ def image_from_png(png: bytes, title: str) -> Image:
     return Image(title, "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
 
 
-def _iov_text(iov: dict[str, Any] | None) -> str:
-    if not iov:
+def _iov_text(iov: Iov | None) -> str:
+    if iov is None:
         return NOT_MEASURED
-    last = iov.get("last_run")
-    return f"runs {iov.get('first_run', '?')} – {'open' if last is None else last}"
+    return f"runs {iov.first_run} – {'open' if iov.last_run is None else iov.last_run}"
 
 
 def _short(value: Any, limit: int = 200) -> str:
@@ -174,10 +183,10 @@ def _short(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _fidelity_rows(fidelity: dict[str, Any] | None) -> list[tuple[str, str]]:
+def _fidelity_rows(fidelity: FidelityEntry | None) -> list[tuple[str, str]]:
     """Label and value of each software-vs-emulation figure; nested maps (quantiles) one row each."""
     rows: list[tuple[str, str]] = []
-    for key, value in sorted((fidelity or {}).items()):
+    for key, value in sorted(({} if fidelity is None else asdict(fidelity)).items()):
         label = key.replace("_", " ")
         if isinstance(value, dict):
             rows.extend((f"{label} {inner}", _short(v)) for inner, v in sorted(value.items()))
@@ -186,15 +195,15 @@ def _fidelity_rows(fidelity: dict[str, Any] | None) -> list[tuple[str, str]]:
     return rows
 
 
-def _conditions_text(conditions: dict[str, Any] | None) -> str | None:
-    if not conditions:
+def _conditions_text(conditions: Conditions | None) -> str | None:
+    if conditions is None:
         return None
-    return f"{conditions.get('tag', '?')}, {_iov_text(conditions.get('iov'))}"
+    return f"{conditions.tag or '?'}, {_iov_text(conditions.iov)}"
 
 
-def _budget_rows(model: dict[str, Any], criteria: AcceptanceCriteria | None) -> list[BudgetRow]:
-    resources = model.get("resources") or {}
-    latency = model.get("latency") or {}
+def _budget_rows(model: ModelRecord, criteria: AcceptanceCriteria | None) -> list[BudgetRow]:
+    resources = model.resources
+    latency = model.latency
     limits: dict[str, float | None] = {kind: None for kind in RESOURCE_KINDS}
     latency_limits: dict[str, float | None] = {"cycles": None, "ns": None}
     if criteria is not None:
@@ -202,11 +211,13 @@ def _budget_rows(model: dict[str, Any], criteria: AcceptanceCriteria | None) -> 
         latency_limits = {"cycles": criteria.max_latency_cycles, "ns": criteria.max_latency_ns}
     rows: list[BudgetRow] = []
     for quantity, value, budget in [
-        *((kind, resources.get(kind), limits[kind]) for kind in RESOURCE_KINDS),
-        *((f"latency ({unit})", latency.get(unit), latency_limits[unit]) for unit in ("cycles", "ns")),
-        ("initiation interval (cycles)", latency.get("ii"), None),
+        *((kind, None if resources is None else resources.get(kind), limits[kind]) for kind in RESOURCE_KINDS),
+        *((f"latency ({unit})", None if latency is None else latency.get(unit), latency_limits[unit])
+          for unit in ("cycles", "ns")),
+        ("initiation interval (cycles)", None if latency is None else latency.ii, None),
         # a stage much deeper than the others, or deeper than the clock allows, will not close timing
-        *((f"logic depth {module} (cells)", depth, None) for module, depth in (latency.get("logic_depth") or {}).items()),
+        *((f"logic depth {module} (cells)", depth, None)
+          for module, depth in ((latency.logic_depth if latency is not None else None) or {}).items()),
     ]:
         if value is None:
             status = NOT_MEASURED
@@ -238,20 +249,20 @@ def _classify_plots(run_dir: Path, plots: dict[str, str], section: ModelSection)
 def _model_section(
     run_dir: Path,
     name: str,
-    model: dict[str, Any],
-    previous: dict[str, Any] | None,
+    model: ModelRecord,
+    previous: ModelRecord | None,
     previous_label: str | None,
     previous_conditions: str | None,
     criteria: AcceptanceCriteria | None,
     run_label: str,
     images: bool,
 ) -> ModelSection:
-    metrics = model.get("metrics") or {}
-    previous_metrics = (previous or {}).get("metrics") or {}
-    auc = metrics.get("auc") or {}
-    eff = metrics.get("efficiency_at_rate") or {}
-    auc_prev = previous_metrics.get("auc") or {}
-    eff_prev = previous_metrics.get("efficiency_at_rate") or {}
+    metrics = model.metrics or Metrics()
+    previous_metrics = (None if previous is None else previous.metrics) or Metrics()
+    auc = metrics.auc
+    eff = metrics.efficiency_at_rate
+    auc_prev = previous_metrics.auc
+    eff_prev = previous_metrics.efficiency_at_rate
     signals = [
         SignalRow(s, auc.get(s), auc_prev.get(s), eff.get(s), eff_prev.get(s))
         for s in sorted(set(auc) | set(eff) | set(auc_prev) | set(eff_prev))
@@ -259,41 +270,42 @@ def _model_section(
     passed, detail = gate_verdict(model)
     gate_rows = [
         GateRow(
-            source=str(c.get("source", "unknown")),
-            events=c.get("events"),
-            mismatches=c.get("mismatches"),
-            passed=bool(c.get("passed", False)),
+            source=c.source,
+            events=c.events,
+            mismatched_events=c.mismatched_events,
+            mismatched_words=c.mismatched_words,
+            passed=c.passed,
             details=", ".join(
-                f"{k}: {_short(v)}" for k, v in sorted(c.items()) if k not in ("source", "events", "mismatches", "passed")
+                f"{k}: {_short(v)}" for k, v in sorted(asdict(c).items()) if k not in _GATE_COLUMNS
             ),
         )
-        for c in model.get("emulation_vs_hardware") or []
+        for c in model.emulation_vs_hardware
     ]
     label = None if previous is None else previous_label
     section = ModelSection(
         name=name,
-        kind=str(model.get("kind", "unknown")),
-        weights_hash=str(model.get("weights_hash", NOT_MEASURED)),
-        firmware_hash=str(model.get("firmware_hash", NOT_MEASURED)),
+        kind=model.kind or "unknown",
+        weights_hash=model.weights_hash or NOT_MEASURED,
+        firmware_hash=model.firmware_hash or NOT_MEASURED,
         previous_label=label,
-        previous_conditions=None if previous is None else (_conditions_text(previous.get("conditions")) or previous_conditions),
-        working_point_khz=metrics.get("working_point_khz"),
-        threshold=metrics.get("threshold"),
+        previous_conditions=None if previous is None else previous_conditions,
+        working_point_khz=metrics.working_point_khz,
+        threshold=metrics.threshold,
         signals=signals,
-        fidelity=_fidelity_rows(model.get("software_vs_emulation")),
-        decision_agreement=model.get("decision_agreement"),
+        fidelity=_fidelity_rows(model.software_vs_emulation),
+        decision_agreement=model.decision_agreement,
         gate_verdict={True: "passed", False: "failed", None: "not run"}[passed],
         gate_detail=detail,
         gate_rows=gate_rows,
         budget_rows=_budget_rows(model, criteria),
-        resource_source=(model.get("resources") or {}).get("source"),
+        resource_source=None if model.resources is None else model.resources.source,
         verdict=None if criteria is None else evaluate_acceptance(model, previous, criteria),
     )
     if not images:
         return section
     numeric_eff = {s: float(v) for s, v in eff.items() if v is not None}
     numeric_auc = {s: float(v) for s, v in auc.items() if v is not None}
-    wp = metrics.get("working_point_khz")
+    wp = metrics.working_point_khz
     if numeric_eff:
         section.comparison.append(
             image_from_png(
@@ -322,65 +334,65 @@ def _model_section(
                 "ROC AUC, this run against the previous production",
             )
         )
-    _classify_plots(run_dir, model.get("plots") or {}, section)
+    _classify_plots(run_dir, model.plots, section)
     return section
 
 
 def read_run_report(
     run_dir: Path,
-    previous_production: dict[str, Any] | None = None,
+    previous_production: Baseline | None = None,
     criteria: AcceptanceCriteria | None = None,
     images: bool = True,
 ) -> RunReport:
     """Everything the report shows, from `run_dir/summary.json` and its plots.
 
-    `previous_production` is a summary.json-shaped dict (e.g. the previous
-    production run's summary, or :meth:`ModelRegistry.production_summary`);
-    models are matched by name. `criteria` adds budgets and the acceptance
-    verdict. `images=False` skips drawing and embedding plots (for text-only uses).
+    `previous_production` is what the run is compared with
+    (:meth:`ModelRegistry.production_summary`, or ``Baseline.of_run`` of a
+    previous run's summary); models are matched by name. `criteria` adds
+    budgets and the acceptance verdict. `images=False` skips drawing and
+    embedding plots (for text-only uses).
     """
     run_dir = Path(run_dir)
     try:
         summary = read_summary(run_dir)
-    except SummaryError as error:
+    except BadInputError as error:
         raise ReportError(str(error)) from error
-    conditions = summary.get("conditions") or {}
-    trigger = conditions.get("trigger") or {}
-    dataset = summary.get("dataset") or {}
-    previous_models: dict[str, Any] = (previous_production or {}).get("models") or {}
+    conditions = summary.conditions or Conditions()
+    trigger = conditions.trigger or {}
+    dataset = summary.dataset
     previous_label: str | None = None
     previous_conditions: str | None = None
     if previous_production is not None:
-        previous_label = str(
-            previous_production.get("label") or previous_production.get("run_id") or "previous production"
-        )
-        previous_conditions = _conditions_text(previous_production.get("conditions"))
-    run_label = f"this run ({summary.get('run_id', '?')})"
+        previous_label = previous_production.label
+        previous_conditions = _conditions_text(previous_production.conditions)
+    run_label = f"this run ({summary.run_id or '?'})"
     sections = []
-    for name, model in (summary.get("models") or {}).items():
-        previous = previous_models.get(name)
+    for name, model in summary.models.items():
+        previous = None if previous_production is None else previous_production.models.get(name)
         label = previous_label
-        if previous is not None and previous.get("version") is not None:
-            label = f"{previous_label} v{previous['version']}"
+        if previous is not None and previous.version is not None:
+            label = f"{previous_label} v{previous.version}"
+        model_conditions = None if previous is None else (_conditions_text(previous.conditions) or previous_conditions)
         sections.append(
-            _model_section(run_dir, name, model or {}, previous, label, previous_conditions, criteria, run_label, images)
+            _model_section(run_dir, name, model, None if previous is None else previous.record, label,
+                           model_conditions, criteria, run_label, images)
         )
     return RunReport(
         run_dir=run_dir,
-        run_id=str(summary.get("run_id", "unknown run")),
-        config_name=str(summary.get("config_name", NOT_MEASURED)),
-        config_hash=str(summary.get("config_hash", NOT_MEASURED)),
-        started=str(summary.get("started", NOT_MEASURED)),
-        wall_seconds=summary.get("wall_seconds"),
-        train_seconds=summary.get("train_seconds"),
-        conditions_tag=str(conditions.get("tag", NOT_MEASURED)),
-        iov=_iov_text(conditions.get("iov")),
+        run_id=summary.run_id or "unknown run",
+        config_name=summary.config_name or NOT_MEASURED,
+        config_hash=summary.config_hash or NOT_MEASURED,
+        started=summary.started or NOT_MEASURED,
+        wall_seconds=summary.wall_seconds,
+        train_seconds=summary.train_seconds,
+        conditions_tag=conditions.tag or NOT_MEASURED,
+        iov=_iov_text(conditions.iov),
         retrain=trigger.get("retrain"),
         trigger_reason=str(trigger.get("reason", NOT_MEASURED)),
         previous_label=previous_label,
         previous_conditions=previous_conditions,
-        dataset_hash=str(dataset.get("hash", NOT_MEASURED)),
-        dataset_events=dict(dataset.get("events") or {}),
-        tool_versions={k: str(v) for k, v in (summary.get("tool_versions") or {}).items()},
+        dataset_hash=(dataset.hash if dataset is not None else None) or NOT_MEASURED,
+        dataset_events=dict(dataset.events) if dataset is not None else {},
+        tool_versions={k: str(v) for k, v in summary.tool_versions.items()},
         models=sections,
     )

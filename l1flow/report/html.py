@@ -8,11 +8,11 @@ mailed, attached to an MLflow run or opened offline and look the same.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from l1flow.fileio import write_text_atomic
+from l1flow.records import Baseline
 from l1flow.registry.criteria import AcceptanceCriteria
 from l1flow.report.content import NOT_MEASURED, RunReport, fmt, read_run_report
 
@@ -68,14 +68,14 @@ def render_html(report: RunReport) -> str:
 
 def render_report(
     run_dir: Path,
-    previous_production: dict[str, Any] | None = None,
+    previous_production: Baseline | None = None,
     criteria: AcceptanceCriteria | None = None,
     output: Path | None = None,
 ) -> Path:
     """Write the run's report (default ``<run_dir>/report.html``) and return its path.
 
-    `previous_production` is the summary (summary.json shape) of the version
-    now in production, for the comparison; `criteria` adds budgets and the
+    `previous_production` is the baseline (the versions now in production, or
+    a previous run) for the comparison; `criteria` adds budgets and the
     acceptance verdict. The file is written under a temporary name and renamed,
     so a failure never leaves half a report.
     """

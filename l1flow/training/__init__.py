@@ -1,4 +1,6 @@
-"""Retraining and quantization: QKeras autoencoders, xgboost BDTs, trigger metrics, firmware precision.
+"""Retraining and quantization: QKeras autoencoders, xgboost BDTs, trigger metrics.
+
+Firmware precision is the firmware backends' choice (:mod:`l1flow.backends`).
 
 - :mod:`~l1flow.training.specs`: pydantic model specs (``ModelSpec``, told apart by ``kind``);
 - :mod:`~l1flow.training.preprocessing`: hardware integers -> exact firmware inputs (power-of-two shifts);
@@ -6,6 +8,5 @@
 - :mod:`~l1flow.training.train`: ``train_model`` (from scratch or warm-started, deterministic);
 - :mod:`~l1flow.training.model`: ``TrainedModel`` (scores, firmware model, weights hash, save / load);
 - :mod:`~l1flow.training.metrics`: AUC, threshold and efficiency at a fixed rate, decision agreement;
-- :mod:`~l1flow.training.precision`: hls4ml and conifer precision, checked by bit-exact emulation;
 - :mod:`~l1flow.training.plots`: ROC, efficiency vs rate, score and loss PNGs;
 """

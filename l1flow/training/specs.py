@@ -82,7 +82,7 @@ class OptimizerSpec(_Strict):
 
 
 class FirmwarePrecisionSpec(_Strict):
-    """How the firmware precision of a model is chosen (l1flow.training.precision).
+    """How the firmware precision of a model is chosen (l1flow.backends).
 
     - ``output_agreement_target``: fraction of training events whose emulated
       firmware score lies within ``max_score_deviation`` of the software score.

@@ -33,6 +33,7 @@ import numpy as np
 from l1flow.errors import BadInputError
 from l1flow.firmware.fixed import FixedType, FixedTypeError
 from l1flow.firmware.vectors import META_FILE, Port, VectorFormatError, VectorSet
+from l1flow.records import GateEntry
 
 DEFAULT_EXAMPLES = 10
 
@@ -107,19 +108,32 @@ class GateReport:
         return [f"{c.name}: {c.detail}" for c in self.checks if not c.passed]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (for summary.json's ``emulation_vs_hardware``).
+        """The full report as JSON (the run summary keeps a :class:`l1flow.records.GateEntry`).
 
-        ``mismatches`` counts mismatching events; a gate that failed before
+        ``mismatched_events`` counts events with any differing word,
+        ``mismatched_words`` the differing words; a gate that failed before
         comparing words (other stimulus or model, different ports) reports
-        ``passed: false`` with its ``failures`` whatever that count says.
+        ``passed: false`` with its ``failures`` whatever those counts say.
         """
         data = asdict(self)
         data["events"] = self.compared_events
-        data["mismatches"] = self.mismatched_events
         data["failures"] = self.failures
         for output in data["outputs"]:
             output["bit_histogram"] = {str(k): v for k, v in output["bit_histogram"].items()}
         return data
+
+    def entry(self, source: str, events_per_s: float | None, observed_latency_cycles: int | None = None) -> GateEntry:
+        """This gate as the run summary records it."""
+        return GateEntry(
+            source=source,
+            events=self.compared_events,
+            mismatched_events=self.mismatched_events,
+            mismatched_words=self.mismatched_words,
+            passed=self.passed,
+            events_per_s=events_per_s,
+            failures=self.failures,
+            observed_latency_cycles=observed_latency_cycles,
+        )
 
     def summary_line(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"

@@ -31,6 +31,7 @@ import yaml
 from l1flow.errors import BadInputError
 from l1flow.firmware.fixed import FixedType, FixedTypeError
 from l1flow.firmware.vectors import Port
+from l1flow.settings import settings
 
 CONFIG_FILE = "hls4ml_config.yml"
 _DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(.+?)\s*$", re.MULTILINE)
@@ -311,16 +312,12 @@ def resolve_project(text: str, scratch: Path, workspace: Path | None = None, tra
         return path
     run_dir, sep, model = text.rpartition(":")
     if sep and run_dir and Path(run_dir).is_dir():
-        from l1flow.runfolder import SummaryError, read_summary
+        from l1flow.records import read_summary
 
-        try:
-            summary = read_summary(Path(run_dir))
-        except SummaryError as exc:
-            raise BadInputError(str(exc)) from exc
-        models = summary.get("models") or {}
+        models = read_summary(Path(run_dir)).models
         if model not in models:
             raise BadInputError(f"{run_dir}: the run has no model {model!r}; it has {', '.join(sorted(models)) or 'none'}")
-        firmware = (models[model].get("artifacts") or {}).get("firmware")
+        firmware = models[model].artifacts.get("firmware")
         if not firmware or not (Path(run_dir) / firmware).is_dir():
             raise BadInputError(f"{run_dir}/summary.json: model {model!r} names no firmware folder that exists")
         return _project_inside(Path(run_dir) / firmware, text)
@@ -330,7 +327,7 @@ def resolve_project(text: str, scratch: Path, workspace: Path | None = None, tra
 
         version: int | str = int(ref.group("version")) if ref.group("version") else str(ref.group("alias"))
         try:
-            registry = ModelRegistry(workspace=workspace or Path("workspace"), tracking_uri=tracking_uri)
+            registry = ModelRegistry(workspace=workspace or settings().workspace, tracking_uri=tracking_uri)
             fetched = registry.fetch(ref.group("name"), version, scratch)
         except RegistryError as exc:
             raise BadInputError(f"{text}: {exc}") from exc
