@@ -348,7 +348,7 @@ def test_model_references_and_bad_runs_are_refused(tmp_path: Path) -> None:
         source_from_run(tmp_path, "bdt")
     (tmp_path / "summary.json").write_text(json.dumps({
         "models": {"bdt": {"artifacts": {"firmware": "firmware/bdt", "vectors": "vectors/bdt"}}},
-        "registry": [{"name": "bdt", "version": 4}],
+        "registry": [{"name": "bdt", "version": 4, "promoted": False, "verdict": ""}],
     }))
     (tmp_path / "firmware" / "bdt").mkdir(parents=True)
     with pytest.raises(BadInputError, match="neither an hls4ml project"):

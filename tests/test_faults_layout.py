@@ -58,7 +58,7 @@ def test_compare_text_reports_saturated_inputs_not_overflows_none(tmp_path: Path
         "software_vs_emulation": {"events": 300, "events_differing": 300, "fraction_differing": 1.0,
                                   "max_abs_diff": 0.5, "abs_diff_quantiles": {"0.999": 0.4}},
         "working_point_khz": 1.0, "threshold": 2.0, "decision_agreement": 0.99,
-        "emulation_vs_csim": {"source": "hls4ml C-sim", "events": 100, "mismatches": 0},
+        "emulation_vs_csim": {"source": "hls4ml C-sim", "events": 100, "mismatched_events": 0},
         "outside_layout": check_layout(sample.objects).to_dict(),
         "overflow": [{"layer": "input", "stage": "quantize", "values": 300 * 57, "saturated_high": 0,
                       "saturated_low": 0, "wrapped": 0, "overflowed": 0}],
