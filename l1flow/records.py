@@ -77,6 +77,8 @@ class FidelityEntry:
     mean_abs_diff: float
     fraction_differing: float
     abs_diff_quantiles: dict[str, float]
+    #: events where any output differs by more than the tolerance (absent in summaries before 2026-12)
+    events_differing: int | None = None
 
 
 @dataclass(frozen=True)

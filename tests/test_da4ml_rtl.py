@@ -343,7 +343,7 @@ def test_yosys_synthesizes_exactly_the_simulated_rtl(converted_ae, combinational
 @pytest.mark.slow
 def test_yosys_gives_flip_flops_and_logic_depth_per_stage(converted_ae, combinational_synthesis, tmp_path):
     from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
-    from l1flow.pipeline.firmware_steps import synthesis_summary
+    from l1flow.pipeline.firmware_steps import synthesis_records
     from l1flow.synthesis.yosys import YosysRunner
 
     _, net, _, _, _ = converted_ae
@@ -359,6 +359,7 @@ def test_yosys_gives_flip_flops_and_logic_depth_per_stage(converted_ae, combinat
     assert tuple(report.logic_depth) == stages and min(report.logic_depth.values()) > 0
     # pipelining cut the longest path: the deepest stage is shallower than the whole combinational net
     assert max(report.logic_depth.values()) < flat_report.logic_depth["l1flow_nn"]
-    latency = synthesis_summary(report)["latency"]
-    assert latency["cycles"] == source.latency_cycles and latency["ns"] == 5.0 * source.latency_cycles
-    assert latency["ii"] == 1 and latency["logic_depth"] == report.logic_depth
+    _, latency = synthesis_records(report)
+    assert latency is not None
+    assert latency.cycles == source.latency_cycles and latency.ns == 5.0 * source.latency_cycles
+    assert latency.ii == 1 and latency.logic_depth == report.logic_depth

@@ -43,7 +43,7 @@ from l1flow.firmware.hls4ml_project import convert_keras
 from l1flow.firmware.netgraph import FirmwareNet
 from l1flow.firmware.nn_emulator import LayerOverflow, NNEmulator
 from l1flow.firmware.vectors import VectorSet
-from l1flow.hardware.da4ml_rtl import Da4mlRTLSource
+from l1flow.hardware.da4ml_rtl import Da4mlRTLSource, latency_cutoff_for_clock
 from l1flow.training.model import TrainedModel
 from l1flow.training.specs import FirmwarePrecisionSpec
 
@@ -82,7 +82,11 @@ class Hls4mlBackend(FirmwareBackend):
             emulator=NNEmulator(net),
             input_type=net.input.type,
             output_type=net.output.type,
-            hardware=[] if rtl_cache is None else [Da4mlRTLSource(net, folder / "da4ml_rtl", cache_dir=rtl_cache)],
+            # pipelined to the configured clock, one event per clock, as the firmware would run
+            hardware=[] if rtl_cache is None else [Da4mlRTLSource(
+                net, folder / "da4ml_rtl", latency_cutoff=latency_cutoff_for_clock(firmware.clock_period_ns),
+                cache_dir=rtl_cache,
+            )],
             design=net,
             csim=hls_model,
         )

@@ -37,7 +37,7 @@ from typing import Any
 from l1flow.errors import BadInputError, L1flowError, VerificationFailed
 from l1flow.fileio import (
     atomic_folder,
-    sha256_file,
+    folder_content,
     write_json_atomic,
     write_text_atomic,
 )
@@ -262,10 +262,8 @@ def write_emulator_package(source: EmulatorSource, out: Path) -> EmulatorPackage
         write_text_atomic(staging / "Makefile", _fill((TEMPLATE_DIR / "Makefile").read_text(), values))
         manifest = _manifest(source, values)
         write_text_atomic(staging / "README.md", _readme(source, manifest))
-        manifest["files"] = {
-            path.relative_to(staging).as_posix(): sha256_file(path)
-            for path in sorted(staging.rglob("*")) if path.is_file()
-        }
+        # every file's sha256, but not the staging folder's owner record (gone once the folder is published)
+        manifest["files"] = folder_content(staging)
         write_json_atomic(staging / MANIFEST_FILE, manifest)
     log.info("%s version %d: emulator package %s written to %s", source.name, source.version, source.library, out)
     return EmulatorPackage(Path(out), source.library, manifest)
