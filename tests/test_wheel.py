@@ -99,8 +99,8 @@ def test_a_wheel_in_a_clean_venv_runs_the_pipeline(tmp_path: Path) -> None:
     bdt = json.loads((run_dir / "summary.json").read_text())["models"]["bdt"]
     # the packaged GHDL test bench and Verilator harness ran the firmware: words compared, none differ
     sources = {h["source"]: h for h in bdt["emulation_vs_hardware"]}
-    assert sources["ghdl"]["events"] == 10 and sources["ghdl"]["mismatches"] == 0
-    assert sources["verilator"]["events"] == 200 and sources["verilator"]["mismatches"] == 0
+    assert sources["ghdl"]["events"] == 10 and sources["ghdl"]["mismatched_words"] == 0
+    assert sources["verilator"]["events"] == 200 and sources["verilator"]["mismatched_words"] == 0
     listed = subprocess.run([venv / "bin" / "l1flow", "models", "list", "--json"], cwd=work, env=env,
                             check=True, capture_output=True, text=True)
     assert [m["name"] for m in json.loads(listed.stdout)] == ["bdt"]
